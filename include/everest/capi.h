@@ -1,0 +1,116 @@
+/*
+ * everest core, C API: what the PostgreSQL glue (src/pg/) calls.
+ *
+ * Every function catches every C++ exception and reports it through an ev_error; none of them
+ * calls PostgreSQL, so no longjmp ever crosses a C++ frame. A function returning bool returns
+ * false when it filled `err`; the glue then raises it with ev_raise() (src/pg/report.h).
+ */
+#ifndef EVEREST_CAPI_H
+#define EVEREST_CAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ev_error
+{
+	char		sqlstate[6];
+	char		message[1024];
+	char		detail[512];
+	char		hint[512];
+} ev_error;
+
+/* Stream names. */
+typedef enum ev_stream_kind
+{
+	EV_STREAM_REGULAR = 0,
+	EV_STREAM_ALL = 1,
+	EV_STREAM_CATEGORY = 2
+} ev_stream_kind;
+
+/* Validates a stream name for a read; for a category stream sets category and category_len. */
+bool		ev_classify_stream_for_read(const char *name, size_t len, ev_stream_kind *kind,
+										const char **category, size_t *category_len,
+										ev_error *err);
+/* Validates a stream name for an append or a delete (regular streams only). */
+bool		ev_check_writable_stream(const char *name, size_t len, ev_error *err);
+
+/* Expected versions and counts. */
+bool		ev_check_expected_version_value(int64_t expected, ev_error *err);
+bool		ev_check_expected_version(const char *stream, size_t len, int64_t expected,
+									  int64_t actual, ev_error *err);
+bool		ev_check_max_count(int64_t max_count, ev_error *err);
+
+/* Event batches, fed element by element from jsonb. */
+typedef enum ev_json_kind
+{
+	EV_JSON_NULL = 0,
+	EV_JSON_BOOL,
+	EV_JSON_NUMBER,
+	EV_JSON_STRING,
+	EV_JSON_ARRAY,
+	EV_JSON_OBJECT
+} ev_json_kind;
+
+typedef struct ev_batch ev_batch;
+
+ev_batch   *ev_batch_new(ev_error *err);
+void		ev_batch_free(ev_batch *batch);
+bool		ev_batch_begin_event(ev_batch *batch, bool is_object, ev_error *err);
+bool		ev_batch_field(ev_batch *batch, const char *key, size_t key_len, ev_json_kind kind,
+						   const char *text, size_t text_len, ev_error *err);
+bool		ev_batch_end_event(ev_batch *batch, ev_error *err);
+bool		ev_batch_finish(ev_batch *batch, ev_error *err);
+size_t		ev_batch_size(const ev_batch *batch);
+/* Event i's type (NUL-terminated, owned by the batch) and id; false when no id was given. */
+const char *ev_batch_type(const ev_batch *batch, size_t i, size_t *len);
+bool		ev_batch_id(const ev_batch *batch, size_t i, uint8_t out[16]);
+bool		ev_batch_has_client_ids(const ev_batch *batch);
+
+/* UUIDs. */
+void		ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]);
+
+/* Idempotent retries: `stored` holds what the store has under the batch's ids. */
+typedef struct ev_stored_event
+{
+	uint8_t		id[16];
+	bool		same_stream;
+	int64_t		version;
+	int64_t		position;
+} ev_stored_event;
+
+typedef struct ev_append_result
+{
+	int64_t		first_version;
+	int64_t		last_version;
+	int64_t		first_position;
+	int64_t		last_position;
+} ev_append_result;
+
+bool		ev_match_idempotent_retry(const char *stream, size_t len, const ev_batch *batch,
+									  int64_t expected, const ev_stored_event *stored,
+									  size_t n_stored, ev_append_result *out, ev_error *err);
+
+/* Positions in flight in this backend's transaction (one tracker per backend). */
+typedef struct ev_in_flight ev_in_flight;
+
+ev_in_flight *ev_in_flight_new(ev_error *err);
+bool		ev_in_flight_drawn(ev_in_flight *t, uint32_t subxact, int64_t first, ev_error *err);
+void		ev_in_flight_subcommit(ev_in_flight *t, uint32_t subxact, uint32_t parent);
+void		ev_in_flight_subabort(ev_in_flight *t, uint32_t subxact);
+void		ev_in_flight_clear(ev_in_flight *t);
+int64_t		ev_in_flight_lowest(const ev_in_flight *t);
+
+/* Rendering and hashing. */
+bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err);
+uint64_t	ev_handler_lease_key(const char *handler, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* EVEREST_CAPI_H */

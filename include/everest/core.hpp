@@ -1,0 +1,217 @@
+// everest core: the rules of the event store, in plain C++17.
+//
+// Nothing here includes postgres.h (see cpp_only.hpp). The PostgreSQL glue in src/pg/ reaches
+// this code only through the C API in capi.h, which turns every exception into an error record
+// (SQLSTATE, message, detail, hint) that the glue raises with ereport.
+#pragma once
+
+#include "everest/cpp_only.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace everest {
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+// SQLSTATEs of DESIGN.md section 3.
+namespace sqlstate {
+inline constexpr const char* wrong_expected_version = "EV001";
+inline constexpr const char* stream_deleted = "EV002";
+inline constexpr const char* duplicate_event_id = "EV003";
+inline constexpr const char* handler_position_not_forward = "EV004";
+inline constexpr const char* invalid_parameter_value = "22023";
+inline constexpr const char* null_value_not_allowed = "22004";
+inline constexpr const char* invalid_text_representation = "22P02";
+inline constexpr const char* object_not_in_prerequisite_state = "55000";
+inline constexpr const char* feature_not_supported = "0A000";
+inline constexpr const char* internal_error = "XX000";
+}  // namespace sqlstate
+
+// The one exception type the core throws for user-caused errors.
+class Error : public std::runtime_error {
+ public:
+  Error(const char* state, std::string message, std::string detail = {}, std::string hint = {})
+      : std::runtime_error(message), state_(state), detail_(std::move(detail)),
+        hint_(std::move(hint)) {}
+  const char* sqlstate() const noexcept { return state_; }
+  const std::string& detail() const noexcept { return detail_; }
+  const std::string& hint() const noexcept { return hint_; }
+
+ private:
+  const char* state_;
+  std::string detail_;
+  std::string hint_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Stream names
+// ---------------------------------------------------------------------------------------------
+
+inline constexpr std::size_t kMaxStreamNameBytes = 512;
+inline constexpr std::string_view kAllStream = "$all";
+inline constexpr std::string_view kCategoryPrefix = "$ce-";
+
+enum class StreamKind { regular, all, category };
+
+struct StreamRef {
+  StreamKind kind;
+  std::string_view category;  // for StreamKind::category: the category name
+};
+
+// Validates a stream name given to a read (regular, `$all` or `$ce-<category>`).
+// Throws 22023 for an empty name, a name over the limit, or another reserved (`$`) name.
+StreamRef classify_stream_for_read(std::string_view name);
+
+// Validates a stream name given to an append or a delete: regular streams only.
+void check_writable_stream(std::string_view name);
+
+// The category of a regular stream: the part before the first '-', or the whole name.
+std::string_view category_of(std::string_view stream);
+
+// ---------------------------------------------------------------------------------------------
+// Expected versions
+// ---------------------------------------------------------------------------------------------
+
+inline constexpr std::int64_t kExpectAny = -2;
+inline constexpr std::int64_t kExpectNoStream = -1;
+inline constexpr std::int64_t kExpectStreamExists = -4;
+
+// Throws 22023 unless `expected` is -2, -1, -4 or >= 0.
+void check_expected_version_value(std::int64_t expected);
+
+// Throws EV001 naming the stream, the expected and the actual version (-1 when absent)
+// unless `actual` satisfies `expected`.
+void check_expected_version(std::string_view stream, std::int64_t expected, std::int64_t actual);
+
+// Throws 22023 for a max_count below zero.
+void check_max_count(std::int64_t max_count);
+
+// ---------------------------------------------------------------------------------------------
+// UUIDs
+// ---------------------------------------------------------------------------------------------
+
+using Uuid = std::array<std::uint8_t, 16>;
+
+// Parses the textual forms PostgreSQL's uuid type accepts for canonical input
+// (8-4-4-4-12 hex, optionally in braces, or 32 hex digits). Throws 22P02 otherwise.
+Uuid parse_uuid(std::string_view text);
+std::string format_uuid(const Uuid& id);
+// Makes a version-4 UUID from 16 random bytes.
+Uuid make_uuid_v4(const Uuid& random_bytes);
+
+// ---------------------------------------------------------------------------------------------
+// Event batches
+// ---------------------------------------------------------------------------------------------
+
+// The JSON kinds a batch element's fields can have.
+enum class JsonKind { null, boolean, number, string, array, object };
+
+struct ParsedEvent {
+  std::string type;
+  std::optional<Uuid> id;
+  bool has_metadata = false;  // a non-null metadata object was given
+};
+
+// Validates an event batch one element and one field at a time, so that the PostgreSQL glue can
+// feed it straight from jsonb (no second parse) and the Boost.JSON front end from text.
+// Every error names the offending element's index.
+class EventBatchValidator {
+ public:
+  // Starts element `events[size()]`; `is_object` false is an error.
+  void begin_event(bool is_object);
+  // One key of the current element. `text` is the string value, used for "type" and "id".
+  void field(std::string_view key, JsonKind kind, std::string_view text = {});
+  // Ends the current element: checks that "type" was given.
+  void end_event();
+  // Ends the batch: checks that it had at least one element.
+  const std::vector<ParsedEvent>& finish() const;
+
+  std::size_t size() const { return events_.size(); }
+  const std::vector<ParsedEvent>& events() const { return events_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const;
+  std::vector<ParsedEvent> events_;
+  bool in_event_ = false;
+  unsigned seen_ = 0;  // bit set of the keys seen in the current element
+};
+
+// The same validation from JSON text, with Boost.JSON. Used by the fuzz target, the unit tests
+// and clients that check a batch before sending it. Malformed JSON is 22P02.
+std::vector<ParsedEvent> parse_event_batch(std::string_view json_text);
+
+// ---------------------------------------------------------------------------------------------
+// Idempotent retries
+// ---------------------------------------------------------------------------------------------
+
+// An event already stored under one of the requested ids.
+struct StoredEvent {
+  Uuid id;
+  bool same_stream;
+  std::int64_t version;
+  std::int64_t position;
+};
+
+struct AppendResult {
+  std::int64_t first_version;
+  std::int64_t last_version;
+  std::int64_t first_position;
+  std::int64_t last_position;
+};
+
+// Decides whether a batch whose ids (some or all) are stored already is an idempotent retry:
+// every id stored, in the same stream, in the same order, as a contiguous run of versions,
+// starting right after `expected` (-1: at version 0; N: at N+1; -2 and -4: anywhere).
+// Returns the original result, or throws EV003.
+AppendResult match_idempotent_retry(std::string_view stream,
+                                    const std::vector<std::optional<Uuid>>& requested,
+                                    std::int64_t expected, std::vector<StoredEvent> stored);
+
+// ---------------------------------------------------------------------------------------------
+// Horizon bookkeeping
+// ---------------------------------------------------------------------------------------------
+
+// The positions one transaction holds in flight, by subtransaction, so that a savepoint
+// rollback releases its own positions and nothing else. The glue publishes lowest() in
+// shared memory; safe_position() is the lowest in-flight position of any backend, minus one.
+class InFlightPositions {
+ public:
+  // Positions from `first` were drawn in subtransaction `subxact`.
+  void drawn(std::uint32_t subxact, std::int64_t first);
+  // Subtransaction `subxact` committed into `parent`: its positions now belong to the parent.
+  void subcommit(std::uint32_t subxact, std::uint32_t parent);
+  // Subtransaction `subxact` (and any child of it still listed) rolled back.
+  void subabort(std::uint32_t subxact);
+  // The top transaction ended.
+  void clear() { entries_.clear(); }
+  // The lowest position still in flight, or 0 when none.
+  std::int64_t lowest() const;
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  struct Entry {
+    std::uint32_t subxact;
+    std::int64_t first;
+  };
+  std::vector<Entry> entries_;  // one per subtransaction that drew positions
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rendering and hashing
+// ---------------------------------------------------------------------------------------------
+
+// The notification payload {"position": N}.
+std::string render_notification(std::int64_t position);
+
+// A 64-bit FNV-1a hash of a handler name, the key of its session lease.
+std::uint64_t handler_lease_key(std::string_view handler);
+
+}  // namespace everest

@@ -1,0 +1,211 @@
+// The C API of the core (include/everest/capi.h): every entry catches every exception and turns
+// it into an ev_error, so that the glue can raise it with its SQLSTATE after C++ has unwound.
+#include "everest/capi.h"
+#include "everest/core.hpp"
+
+#include <cstring>
+#include <new>
+
+using namespace everest;
+
+struct ev_batch {
+  EventBatchValidator validator;
+};
+
+struct ev_in_flight {
+  InFlightPositions positions;
+};
+
+namespace {
+
+void copy_text(char* dst, std::size_t size, const std::string& src) {
+  std::size_t n = std::min(size - 1, src.size());
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+void fill(ev_error* err, const char* state, const std::string& message,
+          const std::string& detail = {}, const std::string& hint = {}) {
+  if (!err) return;
+  copy_text(err->sqlstate, sizeof err->sqlstate, state);
+  copy_text(err->message, sizeof err->message, message);
+  copy_text(err->detail, sizeof err->detail, detail);
+  copy_text(err->hint, sizeof err->hint, hint);
+}
+
+// Runs `body`; on any exception fills `err` and returns false.
+template <typename F>
+bool guarded(ev_error* err, F&& body) noexcept {
+  try {
+    body();
+    return true;
+  } catch (const Error& e) {
+    fill(err, e.sqlstate(), e.what(), e.detail(), e.hint());
+  } catch (const std::bad_alloc&) {
+    fill(err, "53200", "out of memory in everest core");
+  } catch (const std::exception& e) {
+    fill(err, sqlstate::internal_error, std::string("everest core: ") + e.what());
+  } catch (...) {
+    fill(err, sqlstate::internal_error, "everest core: unknown exception");
+  }
+  return false;
+}
+
+JsonKind to_kind(ev_json_kind kind) {
+  switch (kind) {
+    case EV_JSON_NULL: return JsonKind::null;
+    case EV_JSON_BOOL: return JsonKind::boolean;
+    case EV_JSON_NUMBER: return JsonKind::number;
+    case EV_JSON_STRING: return JsonKind::string;
+    case EV_JSON_ARRAY: return JsonKind::array;
+    case EV_JSON_OBJECT: return JsonKind::object;
+  }
+  return JsonKind::null;
+}
+
+}  // namespace
+
+extern "C" {
+
+bool ev_classify_stream_for_read(const char* name, size_t len, ev_stream_kind* kind,
+                                 const char** category, size_t* category_len, ev_error* err) {
+  return guarded(err, [&] {
+    StreamRef ref = classify_stream_for_read(std::string_view(name, len));
+    *kind = ref.kind == StreamKind::all        ? EV_STREAM_ALL
+            : ref.kind == StreamKind::category ? EV_STREAM_CATEGORY
+                                               : EV_STREAM_REGULAR;
+    *category = ref.category.data();
+    *category_len = ref.category.size();
+  });
+}
+
+bool ev_check_writable_stream(const char* name, size_t len, ev_error* err) {
+  return guarded(err, [&] { check_writable_stream(std::string_view(name, len)); });
+}
+
+bool ev_check_expected_version_value(int64_t expected, ev_error* err) {
+  return guarded(err, [&] { check_expected_version_value(expected); });
+}
+
+bool ev_check_expected_version(const char* stream, size_t len, int64_t expected, int64_t actual,
+                               ev_error* err) {
+  return guarded(err, [&] { check_expected_version(std::string_view(stream, len), expected, actual); });
+}
+
+bool ev_check_max_count(int64_t max_count, ev_error* err) {
+  return guarded(err, [&] { check_max_count(max_count); });
+}
+
+ev_batch* ev_batch_new(ev_error* err) {
+  ev_batch* batch = nullptr;
+  guarded(err, [&] { batch = new ev_batch(); });
+  return batch;
+}
+
+void ev_batch_free(ev_batch* batch) { delete batch; }
+
+bool ev_batch_begin_event(ev_batch* batch, bool is_object, ev_error* err) {
+  return guarded(err, [&] { batch->validator.begin_event(is_object); });
+}
+
+bool ev_batch_field(ev_batch* batch, const char* key, size_t key_len, ev_json_kind kind,
+                    const char* text, size_t text_len, ev_error* err) {
+  return guarded(err, [&] {
+    batch->validator.field(std::string_view(key, key_len), to_kind(kind),
+                           text ? std::string_view(text, text_len) : std::string_view());
+  });
+}
+
+bool ev_batch_end_event(ev_batch* batch, ev_error* err) {
+  return guarded(err, [&] { batch->validator.end_event(); });
+}
+
+bool ev_batch_finish(ev_batch* batch, ev_error* err) {
+  return guarded(err, [&] { batch->validator.finish(); });
+}
+
+size_t ev_batch_size(const ev_batch* batch) { return batch->validator.size(); }
+
+const char* ev_batch_type(const ev_batch* batch, size_t i, size_t* len) {
+  const std::string& type = batch->validator.events()[i].type;
+  *len = type.size();
+  return type.c_str();
+}
+
+bool ev_batch_id(const ev_batch* batch, size_t i, uint8_t out[16]) {
+  const auto& id = batch->validator.events()[i].id;
+  if (!id) return false;
+  std::memcpy(out, id->data(), 16);
+  return true;
+}
+
+bool ev_batch_has_client_ids(const ev_batch* batch) {
+  for (const ParsedEvent& e : batch->validator.events())
+    if (e.id) return true;
+  return false;
+}
+
+void ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]) {
+  Uuid in;
+  std::memcpy(in.data(), random_bytes, 16);
+  Uuid v4 = make_uuid_v4(in);
+  std::memcpy(out, v4.data(), 16);
+}
+
+bool ev_match_idempotent_retry(const char* stream, size_t len, const ev_batch* batch,
+                               int64_t expected, const ev_stored_event* stored, size_t n_stored,
+                               ev_append_result* out, ev_error* err) {
+  return guarded(err, [&] {
+    std::vector<std::optional<Uuid>> requested;
+    requested.reserve(batch->validator.size());
+    for (const ParsedEvent& e : batch->validator.events()) requested.push_back(e.id);
+    std::vector<StoredEvent> found;
+    found.reserve(n_stored);
+    for (size_t i = 0; i < n_stored; i++) {
+      StoredEvent s{};
+      std::memcpy(s.id.data(), stored[i].id, 16);
+      s.same_stream = stored[i].same_stream;
+      s.version = stored[i].version;
+      s.position = stored[i].position;
+      found.push_back(s);
+    }
+    AppendResult r = match_idempotent_retry(std::string_view(stream, len), requested, expected,
+                                            std::move(found));
+    *out = ev_append_result{r.first_version, r.last_version, r.first_position, r.last_position};
+  });
+}
+
+ev_in_flight* ev_in_flight_new(ev_error* err) {
+  ev_in_flight* t = nullptr;
+  guarded(err, [&] { t = new ev_in_flight(); });
+  return t;
+}
+
+bool ev_in_flight_drawn(ev_in_flight* t, uint32_t subxact, int64_t first, ev_error* err) {
+  return guarded(err, [&] { t->positions.drawn(subxact, first); });
+}
+
+// These three only shrink the vector or rewrite an entry; they allocate nothing and cannot throw.
+void ev_in_flight_subcommit(ev_in_flight* t, uint32_t subxact, uint32_t parent) {
+  t->positions.subcommit(subxact, parent);
+}
+
+void ev_in_flight_subabort(ev_in_flight* t, uint32_t subxact) { t->positions.subabort(subxact); }
+
+void ev_in_flight_clear(ev_in_flight* t) { t->positions.clear(); }
+
+int64_t ev_in_flight_lowest(const ev_in_flight* t) { return t->positions.lowest(); }
+
+bool ev_render_notification(int64_t position, char* buf, size_t buflen, ev_error* err) {
+  return guarded(err, [&] {
+    std::string payload = render_notification(position);
+    if (payload.size() + 1 > buflen) throw Error(sqlstate::internal_error, "payload buffer too small");
+    std::memcpy(buf, payload.c_str(), payload.size() + 1);
+  });
+}
+
+uint64_t ev_handler_lease_key(const char* handler, size_t len) {
+  return handler_lease_key(std::string_view(handler, len));
+}
+
+}  // extern "C"

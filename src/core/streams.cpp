@@ -1,0 +1,80 @@
+// Stream names, expected versions and counts.
+#include "everest/core.hpp"
+
+#include <string>
+
+namespace everest {
+
+namespace {
+
+void check_name_shape(std::string_view name) {
+  if (name.empty())
+    throw Error(sqlstate::invalid_parameter_value, "stream name must not be empty");
+  if (name.size() > kMaxStreamNameBytes)
+    throw Error(sqlstate::invalid_parameter_value,
+                "stream name is too long",
+                "The name has " + std::to_string(name.size()) + " bytes; the limit is " +
+                    std::to_string(kMaxStreamNameBytes) + ".");
+}
+
+}  // namespace
+
+StreamRef classify_stream_for_read(std::string_view name) {
+  check_name_shape(name);
+  if (name.front() != '$') return {StreamKind::regular, {}};
+  if (name == kAllStream) return {StreamKind::all, {}};
+  if (name.substr(0, kCategoryPrefix.size()) == kCategoryPrefix) {
+    std::string_view category = name.substr(kCategoryPrefix.size());
+    if (category.empty())
+      throw Error(sqlstate::invalid_parameter_value, "category stream \"$ce-\" names no category",
+                  {}, "Use \"$ce-<category>\", for example \"$ce-account\".");
+    return {StreamKind::category, category};
+  }
+  throw Error(sqlstate::invalid_parameter_value,
+              "stream name \"" + std::string(name) + "\" is reserved",
+              "Names beginning with \"$\" are reserved; the readable ones are \"$all\" and "
+              "\"$ce-<category>\".");
+}
+
+void check_writable_stream(std::string_view name) {
+  check_name_shape(name);
+  if (name.front() == '$')
+    throw Error(sqlstate::invalid_parameter_value,
+                "cannot write to reserved stream \"" + std::string(name) + "\"",
+                "Names beginning with \"$\" are reserved for the store.");
+}
+
+std::string_view category_of(std::string_view stream) {
+  auto dash = stream.find('-');
+  return dash == std::string_view::npos ? stream : stream.substr(0, dash);
+}
+
+void check_expected_version_value(std::int64_t expected) {
+  if (expected == kExpectAny || expected == kExpectNoStream || expected == kExpectStreamExists ||
+      expected >= 0)
+    return;
+  throw Error(sqlstate::invalid_parameter_value,
+              "invalid expected_version " + std::to_string(expected), {},
+              "Use -2 (any), -1 (no stream), -4 (stream exists) or an exact version >= 0.");
+}
+
+void check_expected_version(std::string_view stream, std::int64_t expected, std::int64_t actual) {
+  bool ok = expected == kExpectAny || (expected == kExpectNoStream && actual == -1) ||
+            (expected == kExpectStreamExists && actual >= 0) || (expected >= 0 && expected == actual);
+  if (ok) return;
+  std::string wanted = expected == kExpectNoStream       ? "-1 (no stream)"
+                       : expected == kExpectStreamExists ? "-4 (stream exists)"
+                                                         : std::to_string(expected);
+  throw Error(sqlstate::wrong_expected_version,
+              "wrong expected version for stream \"" + std::string(stream) + "\": expected " +
+                  wanted + ", actual " + std::to_string(actual),
+              {}, "Read the stream again and retry with its current version.");
+}
+
+void check_max_count(std::int64_t max_count) {
+  if (max_count < 0)
+    throw Error(sqlstate::invalid_parameter_value,
+                "max_count must not be negative, got " + std::to_string(max_count));
+}
+
+}  // namespace everest
