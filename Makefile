@@ -1,0 +1,50 @@
+# everest: an event store inside PostgreSQL (PGXS build).
+#
+#   make               build the extension
+#   make install       install it into the server of pg_config (root or sudo)
+#   make installcheck  pg_regress suites against a running server (PGHOST/PGPORT/PGUSER)
+#   make unit          C++ core unit tests (GoogleTest), no server needed
+#   make demo          set up everything, start a throwaway cluster, show everest at work
+#   make test          set up everything, start a throwaway cluster, run every suite
+
+EXTENSION = everest
+MODULE_big = everest
+DATA = $(wildcard sql/everest--*.sql)
+
+CORE_OBJS = src/core/streams.o src/core/event_batch.o src/core/uuid.o src/core/idempotency.o \
+            src/core/in_flight_positions.o src/core/render.o src/core/capi.o
+PG_OBJS = src/pg/everest.o src/pg/report.o src/pg/horizon.o src/pg/append.o src/pg/read.o \
+          src/pg/delete.o src/pg/handlers.o
+OBJS = $(PG_OBJS) $(CORE_OBJS)
+
+PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src/pg
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -fPIC
+SHLIB_LINK = -lboost_json -lstdc++
+
+# pg_regress suites (sql/<name>.sql, expected/<name>.out)
+REGRESS = append read delete handlers errors search_path
+REGRESS_OPTS = --inputdir=. --load-extension=everest
+
+# isolation specs (test/isolation/specs/<name>.spec, test/isolation/expected/<name>.out)
+ISOLATION = same_stream_race new_stream_race delete_vs_append horizon_in_flight
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=everest
+
+EXTRA_CLEAN = build results regression.diffs regression.out output_iso
+
+# No LLVM bitcode: the C++ core is not worth JIT-inlining and clang would miss PG_CXXFLAGS.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: unit demo test
+unit:
+	./test/unit/build.sh && ./build/unit_tests
+
+demo:
+	./test/run.sh demo
+
+test:
+	./test/run.sh test

@@ -1,0 +1,53 @@
+/*
+ * everest PostgreSQL glue: what the files of src/pg/ share.
+ *
+ *   everest.c   module load (_PG_init), SQL-callable utilities
+ *   report.c    raising core errors with their SQLSTATE; argument helpers
+ *   horizon.c   shared memory: positions in flight, safe_position(), transaction callbacks
+ *   append.c    append_events, append_event
+ *   read.c      read_event, read_stream_*, read_all_*, stream_version
+ *   delete.c    delete_stream, the immutability trigger
+ *   handlers.c  handler checkpoints, state and leases
+ */
+#ifndef EVEREST_PG_H
+#define EVEREST_PG_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "executor/spi.h"
+
+#include "everest/capi.h"
+
+/* report.c */
+extern void ev_raise(const ev_error *err) pg_attribute_noreturn();
+extern void ev_check(bool ok, const ev_error *err);
+extern char *ev_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, size_t *len);
+extern void ev_require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern int64 ev_max_count_arg(FunctionCallInfo fcinfo, int argno);
+extern SPIPlanPtr ev_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern void ev_spi_check(int rc, const char *what);
+
+/* horizon.c */
+extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
+extern bool ev_horizon_available(void);
+extern void ev_require_horizon(void);
+extern void ev_draw_positions(int n, int64 *positions);
+extern int64 ev_safe_position(void);
+extern void ev_require_read_committed(void);
+
+/* read.c; a regular stream read by position, bounded by the horizon (read_handler_events) */
+#define EV_STREAM_REGULAR_BY_POSITION ((ev_stream_kind) 3)
+extern void ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
+						 size_t stream_len, const char *category, size_t category_len,
+						 int64 from, bool forward, int64 max_count);
+extern ev_stream_kind ev_classify_read(const char *stream, size_t len, const char **category,
+									   size_t *category_len);
+
+/* append.c / delete.c: the per-stream lock shared by writers */
+extern void ev_lock_stream(const char *stream, size_t len, int64 *version, bool *tombstoned);
+
+/* delete.c */
+extern bool ev_deleting_stream;
+
+#endif							/* EVEREST_PG_H */

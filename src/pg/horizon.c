@@ -1,0 +1,347 @@
+/*
+ * The $all horizon (DESIGN.md section 4).
+ *
+ * Shared memory holds one slot per backend: the database it appends in and the lowest $all
+ * position its transaction still holds in flight (0: none). Positions are drawn from
+ * everest.position_seq only here, under the horizon lock held exclusively, and the slot is
+ * published under the same lock; so a reader that holds the lock shared sees every drawn
+ * position either in a slot or, once its transaction ended, in the table. The lock is held for
+ * a few microseconds per append and never until commit: appends to different streams do not
+ * wait for each other.
+ *
+ *   safe_position() = (lowest position in flight in this database) - 1,
+ *                     or the sequence's last value when nothing is in flight.
+ *
+ * A slot is cleared by the transaction callback at COMMIT, which PostgreSQL calls after the
+ * transaction became visible (ProcArrayEndTransaction), and at ABORT; ROLLBACK TO SAVEPOINT
+ * releases the positions of that subtransaction only (the core's InFlightPositions). A backend
+ * that dies takes its slot with it: after a crash the postmaster reinitialises shared memory.
+ * PREPARE TRANSACTION after an append is refused with 0A000 (the slot could not follow the
+ * prepared transaction), which rolls the append back.
+ */
+#include "everest_pg.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/sequence.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/backendid.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+
+typedef struct EvSlot
+{
+	Oid			dbid;
+	int			pid;
+	pg_atomic_uint64 lowest;	/* lowest in-flight position, 0 when none */
+} EvSlot;
+
+typedef struct EvHorizonShared
+{
+	LWLock	   *lock;
+	int			nslots;
+	EvSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+} EvHorizonShared;
+
+static EvHorizonShared *ev_shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* This backend's transaction: its positions in flight, by subtransaction. */
+static ev_in_flight *ev_tracker = NULL;
+
+static Size
+ev_shmem_size(void)
+{
+	return add_size(offsetof(EvHorizonShared, slots),
+					mul_size(MaxBackends + 1, sizeof(EvSlot)));
+}
+
+static void
+ev_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(ev_shmem_size());
+	RequestNamedLWLockTranche("everest", 1);
+}
+
+static void
+ev_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ev_shared = ShmemInitStruct("everest horizon", ev_shmem_size(), &found);
+	if (!found)
+	{
+		ev_shared->lock = &(GetNamedLWLockTranche("everest"))->lock;
+		ev_shared->nslots = MaxBackends + 1;
+		for (int i = 0; i < ev_shared->nslots; i++)
+		{
+			ev_shared->slots[i].dbid = InvalidOid;
+			ev_shared->slots[i].pid = 0;
+			pg_atomic_init_u64(&ev_shared->slots[i].lowest, 0);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static EvSlot *
+ev_my_slot(void)
+{
+	if (MyBackendId == InvalidBackendId || MyBackendId >= ev_shared->nslots)
+		elog(ERROR, "everest: no horizon slot for this process");
+	return &ev_shared->slots[MyBackendId];
+}
+
+/* Publishes the tracker's lowest position; raising or clearing it never needs the lock. */
+static void
+ev_publish_lowest(void)
+{
+	if (ev_shared == NULL || MyBackendId == InvalidBackendId || ev_tracker == NULL)
+		return;
+	pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest,
+						(uint64) ev_in_flight_lowest(ev_tracker));
+}
+
+static void
+ev_end_of_transaction(void)
+{
+	if (ev_tracker == NULL)
+		return;
+	ev_in_flight_clear(ev_tracker);
+	ev_publish_lowest();
+}
+
+static void
+ev_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (ev_tracker != NULL && ev_in_flight_lowest(ev_tracker) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that appended events"),
+						 errdetail("Its $all positions would hold the horizon of every reader until COMMIT PREPARED."),
+						 errhint("Append outside of two-phase transactions.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			ev_end_of_transaction();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+ev_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	if (ev_tracker == NULL)
+		return;
+	switch (event)
+	{
+		case SUBXACT_EVENT_COMMIT_SUB:
+			ev_in_flight_subcommit(ev_tracker, mySubid, parentSubid);
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			ev_in_flight_subabort(ev_tracker, mySubid);
+			ev_publish_lowest();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+ev_on_exit(int code, Datum arg)
+{
+	if (ev_shared != NULL && MyBackendId != InvalidBackendId)
+		pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest, 0);
+}
+
+void
+ev_horizon_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ev_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ev_shmem_startup;
+	RegisterXactCallback(ev_xact_callback, NULL);
+	RegisterSubXactCallback(ev_subxact_callback, NULL);
+}
+
+bool
+ev_horizon_available(void)
+{
+	return ev_shared != NULL;
+}
+
+void
+ev_require_horizon(void)
+{
+	if (ev_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("everest must be loaded through shared_preload_libraries"),
+				 errdetail("Appends and reads of $all keep their positions in flight in shared memory."),
+				 errhint("Add 'everest' to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * Reads bounded by the horizon need a snapshot taken after the horizon was computed, which
+ * READ COMMITTED gives every query; a REPEATABLE READ snapshot could predate a commit below it.
+ */
+void
+ev_require_read_committed(void)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("reading $all, a category or a handler's events requires READ COMMITTED"),
+				 errdetail("A transaction snapshot taken earlier could miss events below safe_position()."),
+				 errhint("Read in a READ COMMITTED transaction; appends and stream reads work at any level.")));
+}
+
+static Oid
+ev_position_seq(void)
+{
+	Oid			nsp = get_namespace_oid("everest", false);
+	Oid			seq = get_relname_relid("position_seq", nsp);
+
+	if (!OidIsValid(seq))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("everest.position_seq is missing"),
+				 errhint("Recreate the extension: DROP EXTENSION everest; CREATE EXTENSION everest.")));
+	return seq;
+}
+
+/*
+ * Draws n positions for this transaction and marks them in flight. Positions are strictly
+ * increasing; they are consecutive unless someone called nextval on the sequence by hand.
+ */
+void
+ev_draw_positions(int n, int64 *positions)
+{
+	Oid			seq;
+	EvSlot	   *slot;
+	ev_error	err;
+
+	ev_require_horizon();
+	if (ev_tracker == NULL)
+	{
+		ev_tracker = ev_in_flight_new(&err);
+		if (ev_tracker == NULL)
+			ev_raise(&err);
+		before_shmem_exit(ev_on_exit, (Datum) 0);
+	}
+	seq = ev_position_seq();
+	/* Take the heavyweight lock before the LWLock, so that nothing waits while holding it. */
+	LockRelationOid(seq, RowExclusiveLock);
+	slot = ev_my_slot();
+
+	LWLockAcquire(ev_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+		positions[i] = nextval_internal(seq, false);
+	if (pg_atomic_read_u64(&slot->lowest) == 0)
+	{
+		slot->dbid = MyDatabaseId;
+		slot->pid = MyProcPid;
+		pg_atomic_write_u64(&slot->lowest, (uint64) positions[0]);
+	}
+	LWLockRelease(ev_shared->lock);
+
+	/* If this fails, the subtransaction that drew the positions aborts with them. */
+	ev_check(ev_in_flight_drawn(ev_tracker, GetCurrentSubTransactionId(), positions[0], &err), &err);
+}
+
+/* The sequence's last drawn value, 0 before the first. */
+static int64
+ev_last_drawn(Oid seq)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seq);
+	fcinfo->args[0].isnull = false;
+	result = pg_sequence_last_value(fcinfo);
+	return fcinfo->isnull ? 0 : DatumGetInt64(result);
+}
+
+int64
+ev_safe_position(void)
+{
+	Oid			seq;
+	int64		lowest = 0;
+	int64		safe;
+
+	ev_require_horizon();
+	seq = ev_position_seq();
+	LockRelationOid(seq, RowExclusiveLock);
+
+	LWLockAcquire(ev_shared->lock, LW_SHARED);
+	for (int i = 0; i < ev_shared->nslots; i++)
+	{
+		EvSlot	   *slot = &ev_shared->slots[i];
+		int64		low = (int64) pg_atomic_read_u64(&slot->lowest);
+
+		if (low != 0 && slot->dbid == MyDatabaseId && (lowest == 0 || low < lowest))
+			lowest = low;
+	}
+	safe = lowest != 0 ? lowest - 1 : ev_last_drawn(seq);
+	LWLockRelease(ev_shared->lock);
+	return safe;
+}
+
+PG_FUNCTION_INFO_V1(everest_safe_position);
+Datum
+everest_safe_position(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(ev_safe_position());
+}
+
+/* everest.in_flight_appends(): the sessions of this database holding the horizon. */
+PG_FUNCTION_INFO_V1(everest_in_flight_appends);
+Datum
+everest_in_flight_appends(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	ev_require_horizon();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(ev_shared->lock, LW_SHARED);
+	for (int i = 0; i < ev_shared->nslots; i++)
+	{
+		EvSlot	   *slot = &ev_shared->slots[i];
+		int64		low = (int64) pg_atomic_read_u64(&slot->lowest);
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		if (low == 0 || slot->dbid != MyDatabaseId)
+			continue;
+		values[0] = Int32GetDatum(slot->pid);
+		values[1] = Int64GetDatum(low);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(ev_shared->lock);
+	return (Datum) 0;
+}

@@ -1,0 +1,322 @@
+/*
+ * Reads (DESIGN.md section 2, Read): one stream by version, $all and $ce-<category> by position.
+ * Reads of $all and categories never go past safe_position(), which is computed before the
+ * query so that the query's READ COMMITTED snapshot sees every commit at or below it.
+ */
+#include "everest_pg.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#define EV_EVENT_COLUMNS \
+	"stream, version, position, id, type, data, metadata, created_at FROM everest.events "
+
+static SPIPlanPtr plan_stream_fwd, plan_stream_bwd, plan_stream_at;
+static SPIPlanPtr plan_all_fwd, plan_all_bwd;
+static SPIPlanPtr plan_cat_fwd, plan_cat_bwd, plan_stream_by_position;
+static SPIPlanPtr plan_stream_version;
+
+ev_stream_kind
+ev_classify_read(const char *stream, size_t len, const char **category, size_t *category_len)
+{
+	ev_error	err;
+	ev_stream_kind kind;
+
+	ev_check(ev_classify_stream_for_read(stream, len, &kind, category, category_len, &err), &err);
+	return kind;
+}
+
+/* Copies the SPI result into the function's materialized result set. */
+static void
+ev_put_rows(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8];
+
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * Reads into the materialized result of fcinfo. For a regular stream `from` is a version
+ * (-1 backward: from the end); for $all and categories a position (-1 backward: from the
+ * horizon), capped at safe_position().
+ */
+void
+ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, size_t stream_len,
+			 const char *category, size_t category_len, int64 from, bool forward, int64 max_count)
+{
+	Datum		args[4];
+	SPIPlanPtr	plan;
+	int64		upto = PG_INT64_MAX;
+	int			rc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (max_count == 0)
+		return;
+
+	if (kind != EV_STREAM_REGULAR)
+	{
+		ev_require_read_committed();
+		upto = ev_safe_position();
+	}
+	if (!forward && from >= 0 && from < upto)
+		upto = from;
+	if (forward && from > upto)
+		return;
+
+	SPI_connect();
+	switch ((int) kind)
+	{
+		case EV_STREAM_REGULAR:
+			{
+				Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
+
+				plan = forward
+					? ev_prepare(&plan_stream_fwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>=) $2 "
+								 "ORDER BY version LIMIT $3", 3, types)
+					: ev_prepare(&plan_stream_bwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.<=) $2 "
+								 "ORDER BY version DESC LIMIT $3", 3, types);
+				args[0] = PointerGetDatum(cstring_to_text_with_len(stream, stream_len));
+				args[1] = Int64GetDatum(forward ? from : upto);
+				args[2] = Int64GetDatum(max_count);
+				break;
+			}
+		case EV_STREAM_ALL:
+			{
+				Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+
+				plan = forward
+					? ev_prepare(&plan_all_fwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE position OPERATOR(pg_catalog.>=) $1 AND position OPERATOR(pg_catalog.<=) $2 "
+								 "ORDER BY position LIMIT $3", 3, types)
+					: ev_prepare(&plan_all_bwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE position OPERATOR(pg_catalog.>=) $1 AND position OPERATOR(pg_catalog.<=) $2 "
+								 "ORDER BY position DESC LIMIT $3", 3, types);
+				args[0] = Int64GetDatum(forward ? from : 0);
+				args[1] = Int64GetDatum(upto);
+				args[2] = Int64GetDatum(max_count);
+				break;
+			}
+		case EV_STREAM_REGULAR_BY_POSITION:
+			{
+				/* Within a stream, positions grow with versions: version order is position order. */
+				Oid			types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
+
+				Assert(forward);
+				plan = ev_prepare(&plan_stream_by_position, "SELECT " EV_EVENT_COLUMNS
+								  "WHERE stream OPERATOR(pg_catalog.=) $1 "
+								  "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
+								  "ORDER BY version LIMIT $4", 4, types);
+				args[0] = PointerGetDatum(cstring_to_text_with_len(stream, stream_len));
+				args[1] = Int64GetDatum(from);
+				args[2] = Int64GetDatum(upto);
+				args[3] = Int64GetDatum(max_count);
+				break;
+			}
+		case EV_STREAM_CATEGORY:
+		default:
+			{
+				Oid			types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
+
+				plan = forward
+					? ev_prepare(&plan_cat_fwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 "
+								 "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
+								 "ORDER BY position LIMIT $4", 4, types)
+					: ev_prepare(&plan_cat_bwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 "
+								 "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
+								 "ORDER BY position DESC LIMIT $4", 4, types);
+				args[0] = PointerGetDatum(cstring_to_text_with_len(category, category_len));
+				args[1] = Int64GetDatum(forward ? from : 0);
+				args[2] = Int64GetDatum(upto);
+				args[3] = Int64GetDatum(max_count);
+				break;
+			}
+	}
+	rc = SPI_execute_plan(plan, args, NULL, false, 0);
+	ev_spi_check(rc, "reading events");
+	ev_put_rows(fcinfo);
+	SPI_finish();
+}
+
+/* Reads one event: by version in a stream, by position in $all or a category; -1: the last. */
+static void
+ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
+{
+	const char *category;
+	size_t		category_len;
+	ev_stream_kind kind = ev_classify_read(stream, len, &category, &category_len);
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+	int			rc;
+
+	if (at < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version must be -1 (the last event) or >= 0, got " INT64_FORMAT, at)));
+	if (kind != EV_STREAM_REGULAR)
+	{
+		ev_require_horizon();
+		/* $all or a category: the last event at or below `at`, if it is exactly `at`. */
+		ev_read_into(fcinfo, kind, stream, len, category, category_len, at, false, 1);
+		if (at >= 0)
+		{
+			ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+			TupleTableSlot *slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
+			bool		keep = false;
+
+			if (tuplestore_gettupleslot(rsinfo->setResult, true, false, slot))
+			{
+				bool		isnull;
+
+				keep = DatumGetInt64(slot_getattr(slot, 3, &isnull)) == at;
+			}
+			ExecDropSingleTupleTableSlot(slot);
+			if (!keep)
+				tuplestore_clear(rsinfo->setResult);
+		}
+		return;
+	}
+	if (at == -1)
+	{
+		ev_read_into(fcinfo, kind, stream, len, NULL, 0, -1, false, 1);
+		return;
+	}
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
+	args[1] = Int64GetDatum(at);
+	rc = SPI_execute_plan(ev_prepare(&plan_stream_at, "SELECT " EV_EVENT_COLUMNS
+									 "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
+									 2, types),
+						  args, NULL, false, 1);
+	ev_spi_check(rc, "reading an event");
+	ev_put_rows(fcinfo);
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(everest_read_event);
+Datum
+everest_read_event(PG_FUNCTION_ARGS)
+{
+	size_t		len;
+	char	   *stream = ev_text_arg(fcinfo, 0, "stream", &len);
+
+	ev_require_arg(fcinfo, 1, "version");
+	ev_read_one(fcinfo, stream, len, PG_GETARG_INT64(1));
+	return (Datum) 0;
+}
+
+static Datum
+ev_read_stream(FunctionCallInfo fcinfo, bool forward)
+{
+	size_t		len;
+	char	   *stream = ev_text_arg(fcinfo, 0, "stream", &len);
+	const char *category;
+	size_t		category_len;
+	ev_stream_kind kind = ev_classify_read(stream, len, &category, &category_len);
+	int64		from;
+	int64		max_count;
+
+	ev_require_arg(fcinfo, 1, forward ? "from_version" : "from_version");
+	from = PG_GETARG_INT64(1);
+	max_count = ev_max_count_arg(fcinfo, 2);
+	if (forward ? from < 0 : from < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(forward ? "from_version must be >= 0, got " INT64_FORMAT
+						: "from_version must be -1 (the end) or >= 0, got " INT64_FORMAT, from)));
+	if (kind != EV_STREAM_REGULAR)
+		ev_require_horizon();
+	ev_read_into(fcinfo, kind, stream, len, category, category_len, from, forward, max_count);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(everest_read_stream_forward);
+Datum
+everest_read_stream_forward(PG_FUNCTION_ARGS)
+{
+	return ev_read_stream(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(everest_read_stream_backward);
+Datum
+everest_read_stream_backward(PG_FUNCTION_ARGS)
+{
+	return ev_read_stream(fcinfo, false);
+}
+
+static Datum
+ev_read_all(FunctionCallInfo fcinfo, bool forward)
+{
+	int64		from;
+	int64		max_count;
+
+	ev_require_arg(fcinfo, 0, "from_position");
+	from = PG_GETARG_INT64(0);
+	max_count = ev_max_count_arg(fcinfo, 1);
+	if (forward ? from < 0 : from < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(forward ? "from_position must be >= 0, got " INT64_FORMAT
+						: "from_position must be -1 (the end) or >= 0, got " INT64_FORMAT, from)));
+	ev_require_horizon();
+	ev_read_into(fcinfo, EV_STREAM_ALL, NULL, 0, NULL, 0, from, forward, max_count);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(everest_read_all_forward);
+Datum
+everest_read_all_forward(PG_FUNCTION_ARGS)
+{
+	return ev_read_all(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(everest_read_all_backward);
+Datum
+everest_read_all_backward(PG_FUNCTION_ARGS)
+{
+	return ev_read_all(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(everest_stream_version);
+Datum
+everest_stream_version(PG_FUNCTION_ARGS)
+{
+	size_t		len;
+	char	   *stream = ev_text_arg(fcinfo, 0, "stream", &len);
+	ev_error	err;
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	int64		version = -1;
+	int			rc;
+
+	ev_check(ev_check_writable_stream(stream, len, &err), &err);
+	SPI_connect();
+	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
+	rc = SPI_execute_plan(ev_prepare(&plan_stream_version,
+									 "SELECT CASE WHEN tombstoned THEN -1 ELSE version END "
+									 "FROM everest.streams WHERE stream OPERATOR(pg_catalog.=) $1",
+									 1, types),
+						  args, NULL, true, 1);
+	ev_spi_check(rc, "reading a stream version");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	PG_RETURN_INT64(version);
+}

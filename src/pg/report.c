@@ -1,0 +1,92 @@
+/*
+ * Raising core errors with their SQLSTATE, and the argument and SPI helpers every entry
+ * point uses.
+ */
+#include "everest_pg.h"
+
+#include "utils/builtins.h"
+
+void
+ev_raise(const ev_error *err)
+{
+	const char *s = err->sqlstate;
+
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
+			 errmsg_internal("%s", err->message),
+			 err->detail[0] ? errdetail_internal("%s", err->detail) : 0,
+			 err->hint[0] ? errhint("%s", err->hint) : 0));
+	pg_unreachable();
+}
+
+void
+ev_check(bool ok, const ev_error *err)
+{
+	if (!ok)
+		ev_raise(err);
+}
+
+/* A NULL where a value is required: 22004. */
+void
+ev_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/* A text argument as a palloc'd C string; NULL is 22004. */
+char *
+ev_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, size_t *len)
+{
+	text	   *t;
+
+	ev_require_arg(fcinfo, argno, name);
+	t = PG_GETARG_TEXT_PP(argno);
+	*len = VARSIZE_ANY_EXHDR(t);
+	return text_to_cstring(t);
+}
+
+/* max_count: NULL or negative is 22023 (DESIGN.md section 2, Read). */
+int64
+ev_max_count_arg(FunctionCallInfo fcinfo, int argno)
+{
+	ev_error	err;
+	int64		n;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_count must not be null")));
+	n = PG_GETARG_INT32(argno);
+	ev_check(ev_check_max_count(n, &err), &err);
+	return n;
+}
+
+/*
+ * A saved SPI plan, prepared once per backend. Every query of everest names its tables, functions
+ * and operators with their schema, so no search_path can redirect it.
+ */
+SPIPlanPtr
+ev_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "everest: SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
+void
+ev_spi_check(int rc, const char *what)
+{
+	if (rc < 0)
+		elog(ERROR, "everest: %s failed: %s", what, SPI_result_code_string(rc));
+}
