@@ -48,3 +48,10 @@ demo:
 
 test:
 	./test/run.sh test
+
+# The two halves of installcheck, so that test/run.sh can count each.
+.PHONY: installcheck-regress-only installcheck-isolation-only
+installcheck-regress-only: $(REGRESS_PREP)
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation-only:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)

@@ -128,13 +128,13 @@ CREATE FUNCTION everest.handler_position(handler text) RETURNS bigint
 CREATE FUNCTION everest.handler_state(handler text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'everest_handler_state' LANGUAGE C VOLATILE SECURITY DEFINER;
 
-CREATE FUNCTION everest.save_handler_position(handler text, position bigint) RETURNS void
+CREATE FUNCTION everest.save_handler_position(handler text, "position" bigint) RETURNS void
     AS 'MODULE_PATHNAME', 'everest_save_handler_position' LANGUAGE C VOLATILE SECURITY DEFINER;
 
-CREATE FUNCTION everest.save_handler_state(handler text, position bigint, state jsonb) RETURNS void
+CREATE FUNCTION everest.save_handler_state(handler text, "position" bigint, state jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'everest_save_handler_state' LANGUAGE C VOLATILE SECURITY DEFINER;
 
-CREATE FUNCTION everest.reset_handler(handler text, position bigint DEFAULT 0) RETURNS void
+CREATE FUNCTION everest.reset_handler(handler text, "position" bigint DEFAULT 0) RETURNS void
     AS 'MODULE_PATHNAME', 'everest_reset_handler' LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION everest.read_handler_events(handler text, source text DEFAULT '$all',
@@ -149,7 +149,7 @@ CREATE FUNCTION everest.release_handler(handler text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'everest_release_handler' LANGUAGE C VOLATILE SECURITY DEFINER;
 
 -- Which sessions hold the $all horizon back: their lowest in-flight position.
-CREATE FUNCTION everest.in_flight_appends(OUT pid integer, OUT position bigint)
+CREATE FUNCTION everest.in_flight_appends(OUT pid integer, OUT "position" bigint)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'everest_in_flight_appends' LANGUAGE C VOLATILE SECURITY DEFINER;
 

@@ -56,7 +56,9 @@ void AddEvent(ev_batch* b, const char* type, const char* id) {
   ASSERT_TRUE(ev_batch_begin_event(b, true, &err));
   ASSERT_TRUE(Field(b, "type", EV_JSON_STRING, type, &err)) << err.message;
   ASSERT_TRUE(Field(b, "data", EV_JSON_OBJECT, nullptr, &err)) << err.message;
-  if (id) ASSERT_TRUE(Field(b, "id", EV_JSON_STRING, id, &err)) << err.message;
+  if (id) {
+    ASSERT_TRUE(Field(b, "id", EV_JSON_STRING, id, &err)) << err.message;
+  }
   ASSERT_TRUE(ev_batch_end_event(b, &err)) << err.message;
 }
 

@@ -233,8 +233,11 @@ TEST(MakeUuidV4, KeepsEveryOtherBit) {
     EXPECT_EQ(v4[8] >> 6, 2);
     EXPECT_EQ(v4[6] & 0x0f, random[6] & 0x0f);
     EXPECT_EQ(v4[8] & 0x3f, random[8] & 0x3f);
-    for (int i = 0; i < 16; i++)
-      if (i != 6 && i != 8) EXPECT_EQ(v4[i], random[i]) << i;
+    for (int i = 0; i < 16; i++) {
+      if (i != 6 && i != 8) {
+        EXPECT_EQ(v4[i], random[i]) << i;
+      }
+    }
     EXPECT_EQ(format_uuid(v4)[14], '4');
     EXPECT_NE(std::string("89ab").find(format_uuid(v4)[19]), std::string::npos);
   }

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# everest's one command: installs what is missing, builds, starts a throwaway PostgreSQL cluster
+# with everest preloaded, and either shows everest at work (demo) or runs every suite (test).
+#
+#   test/run.sh test    (make test)   every suite; ends with "N passed, N failed"
+#   test/run.sh demo    (make demo)   a guided tour on a throwaway cluster
+#
+# Works as root (the cluster runs as the unprivileged user "postgres") or as a user with sudo.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MODE=${1:-test}
+export ROOT
+
+log() { printf '\n=== %s\n' "$*"; }
+
+# --------------------------------------------------------------------------------------------
+# 1. What the build and the suites need, from Debian's packages
+# --------------------------------------------------------------------------------------------
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+          libtap-parser-sourcehandler-pgtap-perl libboost-json1.81-dev libgtest-dev libpq-dev)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  $SUDO apt-get update -qq || exit 1
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null || exit 1
+fi
+PG_BIN=$(pg_config --bindir)
+export PATH="$PG_BIN:$PATH"
+
+# --------------------------------------------------------------------------------------------
+# 2. Build and install
+# --------------------------------------------------------------------------------------------
+log "building everest"
+make -s -j2 >/dev/null || { make; exit 1; }
+$SUDO make -s install >/dev/null || exit 1
+
+# --------------------------------------------------------------------------------------------
+# 3. A throwaway cluster, as an unprivileged user
+# --------------------------------------------------------------------------------------------
+source "$ROOT/test/cluster.sh"
+cluster_start main "shared_preload_libraries = 'everest'" || exit 1
+trap 'cluster_stop_all' EXIT
+
+if [ "$MODE" = demo ]; then
+  bash "$ROOT/test/demo.sh"
+  exit $?
+fi
+
+# --------------------------------------------------------------------------------------------
+# 4. Every suite; each adds to PASSED and FAILED
+# --------------------------------------------------------------------------------------------
+PASSED=0
+FAILED=0
+add() { PASSED=$((PASSED + $1)); FAILED=$((FAILED + $2)); printf -- '--- %s: %s passed, %s failed\n' "$3" "$1" "$2"; }
+
+# pg_regress and isolation summaries: "All N tests passed." / "M of N tests failed."
+count_regress() {
+  local out=$1 name=$2 p=0 f=0 line
+  while read -r line; do
+    if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then p=$((p + BASH_REMATCH[1])); fi
+    if [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
+      f=$((f + BASH_REMATCH[1])); p=$((p + BASH_REMATCH[2] - BASH_REMATCH[1])); fi
+  done < "$out"
+  if [ $((p + f)) -eq 0 ]; then f=1; fi   # the runner itself failed
+  add "$p" "$f" "$name"
+}
+
+log "C++ core unit tests (GoogleTest)"
+if ./test/unit/build.sh >/tmp/everest-unit-build.log 2>&1; then
+  ./build/unit_tests --gtest_brief=1 2>&1 | tee /tmp/everest-unit.log | tail -5
+  up=$(grep -oE '\[  PASSED  \] [0-9]+' /tmp/everest-unit.log | grep -oE '[0-9]+$' || echo 0)
+  uf=$(grep -oE '\[  FAILED  \] [0-9]+ test' /tmp/everest-unit.log | grep -oE '^[^0-9]*[0-9]+' | grep -oE '[0-9]+' || echo 0)
+  add "${up:-0}" "${uf:-0}" "unit"
+else
+  cat /tmp/everest-unit-build.log; add 0 1 "unit (build failed)"
+fi
+
+log "pg_regress suites"
+make -s installcheck-regress-only >/tmp/everest-regress.log 2>&1
+cat /tmp/everest-regress.log
+[ -f regression.diffs ] && head -200 regression.diffs
+count_regress /tmp/everest-regress.log "pg_regress"
+
+log "isolation specs"
+make -s installcheck-isolation-only >/tmp/everest-isolation.log 2>&1
+cat /tmp/everest-isolation.log
+[ -f output_iso/regression.diffs ] && head -200 output_iso/regression.diffs
+count_regress /tmp/everest-isolation.log "isolation"
+
+log "pgTAP suites (pg_prove)"
+psql -q -X -d postgres -c "DROP DATABASE IF EXISTS everest_tap" -c "CREATE DATABASE everest_tap" >/dev/null
+psql -q -X -d everest_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION everest" >/dev/null
+pg_prove -v -d everest_tap test/pgtap/*.sql >/tmp/everest-tap.log 2>&1
+grep -E '^(not ok|# )' /tmp/everest-tap.log | head -50
+tail -3 /tmp/everest-tap.log
+add "$(grep -cE '^\s*ok [0-9]' /tmp/everest-tap.log)" \
+    "$(( $(grep -cE '^\s*not ok [0-9]' /tmp/everest-tap.log) + $(grep -q 'Result: PASS' /tmp/everest-tap.log; echo $?) ))" "pgTAP"
+
+log "shell suites (dump and restore, without preloading, stress, crash)"
+for t in test/shell/*.sh; do
+  out=/tmp/everest-$(basename "$t" .sh).log
+  bash "$t" >"$out" 2>&1
+  cat "$out"
+  sp=$(grep -cE '^ok ' "$out"); sf=$(grep -cE '^not ok ' "$out")
+  if [ $((sp + sf)) -eq 0 ]; then sf=1; fi
+  add "$sp" "$sf" "$(basename "$t")"
+done
+
+if [ "$FAILED" -ne 0 ]; then
+  log "server log (last 60 lines)"
+  cluster_log_tail main 60
+fi
+echo
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
