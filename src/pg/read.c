@@ -296,13 +296,19 @@ everest_stream_version(PG_FUNCTION_ARGS)
 {
 	size_t		len;
 	char	   *stream = ev_text_arg(fcinfo, 0, "stream", &len);
-	ev_error	err;
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
 	int64		version = -1;
 	int			rc;
 
-	ev_check(ev_check_writable_stream(stream, len, &err), &err);
+	const char *category;
+	size_t		category_len;
+
+	if (ev_classify_read(stream, len, &category, &category_len) != EV_STREAM_REGULAR)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" has positions, not a version", stream),
+				 errhint("Use everest.safe_position() for the end of $all.")));
 	SPI_connect();
 	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
 	rc = SPI_execute_plan(ev_prepare(&plan_stream_version,
