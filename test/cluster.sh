@@ -1,7 +1,7 @@
 # Throwaway PostgreSQL clusters for the demo and the suites (sourced, not run).
 #
-#   cluster_start NAME "extra postgresql.conf lines"   start one; exports PGHOST, PGPORT, PGUSER
-#                                                      for the first one started
+#   cluster_start NAME "extra postgresql.conf lines"   start one (PGHOST/PGPORT point at it when
+#                                                      they were unset)
 #   cluster_use NAME                                   point PGHOST/PGPORT at it
 #   cluster_restart NAME [immediate]                   pg_ctl restart (or stop -m immediate + start)
 #   cluster_stop_all                                   stop and remove every one
@@ -11,7 +11,8 @@
 
 CLUSTER_BASE=${CLUSTER_BASE:-$(mktemp -d /tmp/everest-clusters.XXXXXX)}
 chmod 755 "$CLUSTER_BASE"
-CLUSTER_NEXT_PORT=${CLUSTER_NEXT_PORT:-55432}
+CLUSTER_FIRST_PORT=${CLUSTER_FIRST_PORT:-55432}
+export CLUSTER_BASE
 PG_BIN=${PG_BIN:-$(pg_config --bindir)}
 export PGUSER=postgres
 
@@ -25,9 +26,12 @@ cluster_port() { cat "$CLUSTER_BASE/$1/port"; }
 cluster_start() {
   local name=$1 conf=${2:-} dir
   dir=$(cluster_dir "$name")
+  local port=$CLUSTER_FIRST_PORT f
+  for f in "$CLUSTER_BASE"/*/port; do
+    [ -f "$f" ] && [ "$(cat "$f")" -ge "$port" ] && port=$(($(cat "$f") + 1))
+  done
   mkdir -p "$dir"
-  echo "$CLUSTER_NEXT_PORT" >"$dir/port"
-  CLUSTER_NEXT_PORT=$((CLUSTER_NEXT_PORT + 1))
+  echo "$port" >"$dir/port"
   [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
   as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; return 1; }
@@ -43,10 +47,7 @@ $conf
 EOF
   as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
     { tail -30 "$dir/server.log"; return 1; }
-  if [ -z "${PGHOST:-}" ] || [ "${CLUSTER_FIRST:-}" = "" ]; then
-    CLUSTER_FIRST=$name
-    cluster_use "$name"
-  fi
+  [ -n "${PGHOST:-}" ] || cluster_use "$name"
 }
 
 cluster_use() {

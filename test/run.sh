@@ -45,6 +45,7 @@ $SUDO make -s install >/dev/null || exit 1
 # 3. A throwaway cluster, as an unprivileged user
 # --------------------------------------------------------------------------------------------
 source "$ROOT/test/cluster.sh"
+unset PGHOST PGPORT
 cluster_start main "shared_preload_libraries = 'everest'" || exit 1
 trap 'cluster_stop_all' EXIT
 

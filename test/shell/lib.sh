@@ -1,0 +1,15 @@
+# Helpers for the shell suites (sourced). Each check prints "ok - ..." or "not ok - ...";
+# test/run.sh counts those lines. PGHOST, PGPORT and PGUSER point at the preloaded cluster.
+FAILURES=0
+q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
+is() {  # is DESCRIPTION ACTUAL EXPECTED
+  if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', expected '$3')"; FAILURES=$((FAILURES + 1)); fi
+}
+# The SQLSTATE a statement fails with ("none" when it succeeds).
+sqlstate_of() {  # sqlstate_of DB SQL
+  local out
+  out=$(psql -X -q -t -A -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -d "$1" -c "\\set VERBOSITY verbose" -c "$2" 2>&1 >/dev/null) && { echo none; return; }
+  echo "$out" | grep -oE 'ERROR:  [0-9A-Z]{5}' | head -1 | cut -c9-
+}
+fresh_db() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
+finish() { exit $((FAILURES > 0)); }
