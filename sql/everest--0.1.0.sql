@@ -10,12 +10,11 @@
 -- hand; a drawn position is never drawn again, even after a crash (sequences are WAL-logged).
 CREATE SEQUENCE everest.position_seq AS bigint MINVALUE 1 NO CYCLE;
 
--- One row per stream name ever written or deleted. The row is the per-stream lock: appends and
--- deletes take it FOR UPDATE, so writers to one stream queue while other streams run freely.
-CREATE TABLE everest.streams (
-    stream     text    PRIMARY KEY,
-    version    bigint  NOT NULL DEFAULT -1,        -- last event's version; -1 when none
-    tombstoned boolean NOT NULL DEFAULT false
+-- Streams retired by delete_stream(..., tombstone => true). A stream has no other row: its
+-- version is its last event's, and writers queue on a lock in memory (src/pg/streams.c).
+CREATE TABLE everest.tombstones (
+    stream     text        PRIMARY KEY,
+    deleted_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
 CREATE TABLE everest.events (
@@ -41,7 +40,7 @@ CREATE TABLE everest.handlers (
 );
 
 -- pg_dump keeps the rows of extension tables only when they are registered.
-SELECT pg_catalog.pg_extension_config_dump('everest.streams', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.tombstones', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.events', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.position_seq', '');

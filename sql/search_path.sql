@@ -20,7 +20,7 @@ CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql AS
 CREATE FUNCTION evil.nextval(regclass) RETURNS bigint LANGUAGE plpgsql AS
   $$BEGIN INSERT INTO evil.calls VALUES ('nextval'); RETURN 1; END$$;
 CREATE TABLE evil.events (LIKE everest.events);
-CREATE TABLE evil.streams (LIKE everest.streams);
+CREATE TABLE evil.tombstones (LIKE everest.tombstones);
 SET search_path = evil, pg_catalog, public;
 
 SELECT first_version FROM everest.append_events('trap-1', '[{"type": "A", "id": "33333333-3333-4333-8333-333333333333"}, {"type": "B"}]', -1);

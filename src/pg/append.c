@@ -2,8 +2,8 @@
  * Appends (DESIGN.md section 2, Append).
  *
  *   1. arguments and the batch are validated by the core, fed straight from jsonb;
- *   2. the stream's row in everest.streams is locked (created when missing): writers to one
- *      stream queue here, writers to other streams do not notice;
+ *   2. the stream is locked (streams.c): writers to one stream queue here, writers to other
+ *      streams do not notice; its version and tombstone are read;
  *   3. ids the client gave are looked up: all stored as that very batch is an idempotent retry
  *      (the original result, nothing written), any other reuse is EV003;
  *   4. the expected version is checked (EV001), positions are drawn (horizon.c), rows inserted.
@@ -26,53 +26,7 @@ typedef struct EvPayload
 	bool		metadata_null;
 } EvPayload;
 
-static SPIPlanPtr plan_lock_stream, plan_create_stream, plan_find_ids, plan_insert_event,
-			plan_set_version;
-
-/*
- * Locks the stream's row, creating it when missing, and returns its version and tombstone.
- * Concurrent creators of one new stream meet at the primary key: ON CONFLICT DO NOTHING waits
- * for the winner and the loser then locks the winner's row, so no 23505 reaches the caller.
- */
-void
-ev_lock_stream(const char *stream, size_t len, int64 *version, bool *tombstoned)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-
-	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-	for (;;)
-	{
-		int			rc = SPI_execute_plan(ev_prepare(&plan_lock_stream,
-													 "SELECT version, tombstoned FROM everest.streams "
-													 "WHERE stream OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-													 1, types),
-										  args, NULL, false, 1);
-
-		ev_spi_check(rc, "locking a stream");
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-
-			*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			*tombstoned = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			return;
-		}
-		rc = SPI_execute_plan(ev_prepare(&plan_create_stream,
-										 "INSERT INTO everest.streams (stream) VALUES ($1) "
-										 "ON CONFLICT DO NOTHING",
-										 1, types),
-							  args, NULL, false, 0);
-		ev_spi_check(rc, "creating a stream");
-		if (SPI_processed == 1)
-		{
-			*version = -1;
-			*tombstoned = false;
-			return;
-		}
-		CHECK_FOR_INTERRUPTS();
-	}
-}
+static SPIPlanPtr plan_find_ids, plan_insert_event;
 
 /* Looks up the batch's client ids; when any is stored, decides the retry or raises EV003. */
 static bool
@@ -202,13 +156,11 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 	bool		tombstoned;
 	size_t		n = ev_batch_size(batch);
 	int64	   *positions;
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		args[2];
-	int			rc;
 
 	ev_require_horizon();
 	SPI_connect();
-	ev_lock_stream(stream, len, &version, &tombstoned);
+	ev_lock_stream(stream, len);
+	ev_stream_state(stream, len, true, &version, &tombstoned);
 	if (tombstoned)
 		ereport(ERROR,
 				(errcode(MAKE_SQLSTATE('E', 'V', '0', '0', '2')),
@@ -227,14 +179,6 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 	ev_draw_positions((int) n, positions);
 	ev_insert_events(stream, len, batch, payloads, version + 1, positions);
 
-	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-	args[1] = Int64GetDatum(version + (int64) n);
-	rc = SPI_execute_plan(ev_prepare(&plan_set_version,
-									 "UPDATE everest.streams SET version = $2 "
-									 "WHERE stream OPERATOR(pg_catalog.=) $1",
-									 2, types),
-						  args, NULL, false, 0);
-	ev_spi_check(rc, "updating a stream version");
 	SPI_finish();
 
 	result.first_version = version + 1;

@@ -10,7 +10,7 @@
 
 bool		ev_deleting_stream = false;
 
-static SPIPlanPtr plan_delete_events, plan_mark_deleted;
+static SPIPlanPtr plan_delete_events, plan_tombstone;
 
 PG_FUNCTION_INFO_V1(everest_delete_stream);
 Datum
@@ -24,8 +24,8 @@ everest_delete_stream(PG_FUNCTION_ARGS)
 	bool		tombstoned;
 	uint64		deleted = 0;
 	ev_error	err;
-	Oid			types[2] = {TEXTOID, BOOLOID};
-	Datum		args[2];
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
 	int			rc;
 
 	ev_check(ev_check_writable_stream(stream, len, &err), &err);
@@ -39,14 +39,14 @@ everest_delete_stream(PG_FUNCTION_ARGS)
 	tombstone = PG_GETARG_BOOL(2);
 
 	SPI_connect();
-	ev_lock_stream(stream, len, &version, &tombstoned);
+	ev_lock_stream(stream, len);
+	ev_stream_state(stream, len, true, &version, &tombstoned);
 	if (tombstoned)
 		version = -1;
 	ev_check(ev_check_expected_version(stream, len, expected, version, &err), &err);
 	if (!tombstoned)
 	{
 		args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-		args[1] = BoolGetDatum(tombstone);
 		if (version >= 0)
 		{
 			ev_deleting_stream = true;
@@ -65,12 +65,14 @@ everest_delete_stream(PG_FUNCTION_ARGS)
 			}
 			PG_END_TRY();
 		}
-		rc = SPI_execute_plan(ev_prepare(&plan_mark_deleted,
-										 "UPDATE everest.streams SET version = -1, tombstoned = $2 "
-										 "WHERE stream OPERATOR(pg_catalog.=) $1",
-										 2, types),
-							  args, NULL, false, 0);
-		ev_spi_check(rc, "marking a stream deleted");
+		if (tombstone)
+		{
+			rc = SPI_execute_plan(ev_prepare(&plan_tombstone,
+											 "INSERT INTO everest.tombstones (stream) VALUES ($1)",
+											 1, types),
+								  args, NULL, false, 0);
+			ev_spi_check(rc, "tombstoning a stream");
+		}
 	}
 	SPI_finish();
 	PG_RETURN_INT64((int64) deleted);

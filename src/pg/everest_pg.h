@@ -4,6 +4,7 @@
  *   everest.c   module load (_PG_init), SQL-callable utilities
  *   report.c    raising core errors with their SQLSTATE; argument helpers
  *   horizon.c   shared memory: positions in flight, safe_position(), transaction callbacks
+ *   streams.c   the per-stream lock, a stream's version and tombstone
  *   append.c    append_events, append_event
  *   read.c      read_event, read_stream_*, read_all_*, stream_version
  *   delete.c    delete_stream, the immutability trigger
@@ -44,8 +45,10 @@ extern void ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const cha
 extern ev_stream_kind ev_classify_read(const char *stream, size_t len, const char **category,
 									   size_t *category_len);
 
-/* append.c / delete.c: the per-stream lock shared by writers */
-extern void ev_lock_stream(const char *stream, size_t len, int64 *version, bool *tombstoned);
+/* streams.c: the per-stream lock writers take, and a stream's state */
+extern void ev_lock_stream(const char *stream, size_t len);
+extern void ev_stream_state(const char *stream, size_t len, bool for_write, int64 *version,
+							bool *tombstoned);
 
 /* delete.c */
 extern bool ev_deleting_stream;

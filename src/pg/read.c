@@ -15,7 +15,6 @@
 static SPIPlanPtr plan_stream_fwd, plan_stream_bwd, plan_stream_at;
 static SPIPlanPtr plan_all_fwd, plan_all_bwd;
 static SPIPlanPtr plan_cat_fwd, plan_cat_bwd, plan_stream_by_position;
-static SPIPlanPtr plan_stream_version;
 
 ev_stream_kind
 ev_classify_read(const char *stream, size_t len, const char **category, size_t *category_len)
@@ -296,11 +295,8 @@ everest_stream_version(PG_FUNCTION_ARGS)
 {
 	size_t		len;
 	char	   *stream = ev_text_arg(fcinfo, 0, "stream", &len);
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-	int64		version = -1;
-	int			rc;
-
+	int64		version;
+	bool		tombstoned;
 	const char *category;
 	size_t		category_len;
 
@@ -310,19 +306,9 @@ everest_stream_version(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" has positions, not a version", stream),
 				 errhint("Use everest.safe_position() for the end of $all.")));
 	SPI_connect();
-	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-	rc = SPI_execute_plan(ev_prepare(&plan_stream_version,
-									 "SELECT CASE WHEN tombstoned THEN -1 ELSE version END "
-									 "FROM everest.streams WHERE stream OPERATOR(pg_catalog.=) $1",
-									 1, types),
-						  args, NULL, true, 1);
-	ev_spi_check(rc, "reading a stream version");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
+	ev_stream_state(stream, len, false, &version, &tombstoned);
 	SPI_finish();
+	if (tombstoned)
+		version = -1;
 	PG_RETURN_INT64(version);
 }
