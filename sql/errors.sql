@@ -16,6 +16,7 @@ SELECT pg_temp.err($$SELECT everest.append_events('e-1', '[{"type": "A", "extra"
 SELECT pg_temp.err($$SELECT everest.append_events('e-1', '[{"type": "A", "metadata": [1]}]')$$);
 SELECT pg_temp.err($$SELECT everest.append_events('e-1', '[{"type": "A", "metadata": "m"}]')$$);
 SELECT pg_temp.err($$SELECT everest.append_events('e-1', '[{"type": "A", "id": 5}]')$$);
+SELECT pg_temp.err($$SELECT everest.append_events('e-1', '[{"type": "A", "id": "44444444-4444-4444-8444-444444444444"}, {"type": "B", "id": "44444444-4444-4444-8444-444444444444"}]')$$);
 SELECT pg_temp.err($$SELECT everest.append_event('e-1', '')$$);
 SELECT pg_temp.err($$SELECT everest.append_event('e-1', 'A', metadata => '[1]')$$);
 -- 22P02: malformed UUID

@@ -21,12 +21,13 @@ CREATE TABLE everest.events (
     position   bigint      PRIMARY KEY,
     stream     text        NOT NULL,
     version    bigint      NOT NULL,
-    id         uuid        NOT NULL UNIQUE,
+    id         uuid        NOT NULL,
     type       text        NOT NULL,
     data       jsonb       NOT NULL,
     metadata   jsonb,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    UNIQUE (stream, version)
+    CONSTRAINT events_id_key UNIQUE (id),                          -- names known to src/pg/
+    CONSTRAINT events_stream_version_key UNIQUE (stream, version)
 );
 -- $ce-<category> reads: the category is the part of the name before the first '-'.
 CREATE INDEX events_category_position

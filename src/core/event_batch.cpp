@@ -72,6 +72,9 @@ void EventBatchValidator::field(std::string_view key, JsonKind kind, std::string
         throw Error(e.sqlstate(), "invalid event at index " + std::to_string(events_.size() - 1) +
                                       ": " + e.what());
       }
+      for (std::size_t i = 0; i + 1 < events_.size(); i++)
+        if (events_[i].id == event.id)
+          fail("\"id\" repeats the id of event " + std::to_string(i) + " of this batch");
       break;
   }
 }

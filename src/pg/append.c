@@ -26,7 +26,7 @@ typedef struct EvPayload
 	bool		metadata_null;
 } EvPayload;
 
-static SPIPlanPtr plan_find_ids, plan_insert_event;
+static SPIPlanPtr plan_find_ids, plan_insert_event, plan_insert_batch;
 
 /* Looks up the batch's client ids; when any is stored, decides the retry or raises EV003. */
 static bool
@@ -77,50 +77,97 @@ ev_idempotent_retry(const char *stream, size_t len, ev_batch *batch, int64 expec
 	return true;
 }
 
+/*
+ * Inserts the batch: one event with a VALUES plan, several with one INSERT over unnest()ed
+ * arrays, so a batch of 100 costs one executor run, not 100.
+ */
 static void
 ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayload *payloads,
 				 int64 first_version, const int64 *positions)
 {
-	Oid			types[7] = {INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID};
-	SPIPlanPtr	plan = ev_prepare(&plan_insert_event,
-								  "INSERT INTO everest.events (position, stream, version, id, type, data, metadata) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-								  7, types);
+	size_t		n = ev_batch_size(batch);
+	Datum	   *ids = palloc(n * sizeof(Datum));
+	Datum	   *types = palloc(n * sizeof(Datum));
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	pg_uuid_t	id;
+	SPIPlanPtr	plan;
 	MemoryContext caller = CurrentMemoryContext;
-	size_t		n = ev_batch_size(batch);
 
-	args[1] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-	PG_TRY();
+	for (size_t i = 0; i < n; i++)
 	{
+		pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+		size_t		type_len;
+		const char *type = ev_batch_type(batch, i, &type_len);
+
+		if (!ev_batch_id(batch, i, id->data))
+		{
+			uint8		random[UUID_LEN];
+
+			if (!pg_strong_random(random, UUID_LEN))
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not generate random values for an event id")));
+			ev_make_uuid_v4(random, id->data);
+		}
+		ids[i] = UUIDPGetDatum(id);
+		types[i] = PointerGetDatum(cstring_to_text_with_len(type, type_len));
+	}
+	args[1] = PointerGetDatum(cstring_to_text_with_len(stream, len));
+	args[2] = Int64GetDatum(first_version);
+	if (n == 1)
+	{
+		Oid			argtypes[7] = {INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID};
+
+		plan = ev_prepare(&plan_insert_event,
+						  "INSERT INTO everest.events (position, stream, version, id, type, data, metadata) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+						  7, argtypes);
+		args[0] = Int64GetDatum(positions[0]);
+		args[3] = ids[0];
+		args[4] = types[0];
+		args[5] = payloads[0].data;
+		args[6] = payloads[0].metadata;
+		nulls[6] = payloads[0].metadata_null ? 'n' : ' ';
+	}
+	else
+	{
+		Oid			argtypes[7] = {INT8ARRAYOID, TEXTOID, INT8OID, UUIDARRAYOID, TEXTARRAYOID,
+		JSONBARRAYOID, JSONBARRAYOID};
+		Datum	   *position_d = palloc(n * sizeof(Datum));
+		Datum	   *data_d = palloc(n * sizeof(Datum));
+		Datum	   *metadata_d = palloc(n * sizeof(Datum));
+		bool	   *metadata_n = palloc(n * sizeof(bool));
+		int			dims[1] = {(int) n};
+		int			lbs[1] = {1};
+
+		plan = ev_prepare(&plan_insert_batch,
+						  "INSERT INTO everest.events (position, stream, version, id, type, data, metadata) "
+						  "SELECT e.position, $2, $3 OPERATOR(pg_catalog.+) e.n OPERATOR(pg_catalog.-) 1, "
+						  "e.id, e.type, e.data, e.metadata "
+						  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+						  "pg_catalog.unnest($6), pg_catalog.unnest($7)) WITH ORDINALITY "
+						  "AS e(position, id, type, data, metadata, n)",
+						  7, argtypes);
 		for (size_t i = 0; i < n; i++)
 		{
-			size_t		type_len;
-			const char *type = ev_batch_type(batch, i, &type_len);
-			int			rc;
-
-			if (!ev_batch_id(batch, i, id.data))
-			{
-				uint8		random[UUID_LEN];
-
-				if (!pg_strong_random(random, UUID_LEN))
-					ereport(ERROR,
-							(errcode(ERRCODE_INTERNAL_ERROR),
-							 errmsg("could not generate random values for an event id")));
-				ev_make_uuid_v4(random, id.data);
-			}
-			args[0] = Int64GetDatum(positions[i]);
-			args[2] = Int64GetDatum(first_version + (int64) i);
-			args[3] = UUIDPGetDatum(&id);
-			args[4] = PointerGetDatum(cstring_to_text_with_len(type, type_len));
-			args[5] = payloads[i].data;
-			args[6] = payloads[i].metadata;
-			nulls[6] = payloads[i].metadata_null ? 'n' : ' ';
-			rc = SPI_execute_plan(plan, args, nulls, false, 0);
-			ev_spi_check(rc, "inserting an event");
+			position_d[i] = Int64GetDatum(positions[i]);
+			data_d[i] = payloads[i].data;
+			metadata_d[i] = payloads[i].metadata;
+			metadata_n[i] = payloads[i].metadata_null;
 		}
+		args[0] = PointerGetDatum(construct_array(position_d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		args[4] = PointerGetDatum(construct_array(types, n, TEXTOID, -1, false, TYPALIGN_INT));
+		args[5] = PointerGetDatum(construct_array(data_d, n, JSONBOID, -1, false, TYPALIGN_INT));
+		args[6] = PointerGetDatum(construct_md_array(metadata_d, metadata_n, 1, dims, lbs, JSONBOID,
+													 -1, false, TYPALIGN_INT));
+	}
+
+	PG_TRY();
+	{
+		int			rc = SPI_execute_plan(plan, args, nulls, false, 0);
+
+		ev_spi_check(rc, "inserting events");
 	}
 	PG_CATCH();
 	{

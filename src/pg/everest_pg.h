@@ -3,6 +3,7 @@
  *
  *   everest.c   module load (_PG_init), SQL-callable utilities
  *   report.c    raising core errors with their SQLSTATE; argument helpers
+ *   catalog.c   the OIDs of everest's relations, cached per backend
  *   horizon.c   shared memory: positions in flight, safe_position(), transaction callbacks
  *   streams.c   the per-stream lock, a stream's version and tombstone
  *   append.c    append_events, append_event
@@ -19,6 +20,16 @@
 #include "executor/spi.h"
 
 #include "everest/capi.h"
+
+/* catalog.c: everest's relations in this database */
+typedef struct EvCatalog
+{
+	Oid			events;
+	Oid			events_stream_version;	/* unique index (stream, version) */
+	Oid			tombstones;
+	Oid			position_seq;
+} EvCatalog;
+extern const EvCatalog *ev_catalog(void);
 
 /* report.c */
 extern void ev_raise(const ev_error *err) pg_attribute_noreturn();

@@ -219,20 +219,6 @@ ev_require_read_committed(void)
 				 errhint("Read in a READ COMMITTED transaction; appends and stream reads work at any level.")));
 }
 
-static Oid
-ev_position_seq(void)
-{
-	Oid			nsp = get_namespace_oid("everest", false);
-	Oid			seq = get_relname_relid("position_seq", nsp);
-
-	if (!OidIsValid(seq))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("everest.position_seq is missing"),
-				 errhint("Recreate the extension: DROP EXTENSION everest; CREATE EXTENSION everest.")));
-	return seq;
-}
-
 /*
  * Draws n positions for this transaction and marks them in flight. Positions are strictly
  * increasing; they are consecutive unless someone called nextval on the sequence by hand.
@@ -252,7 +238,7 @@ ev_draw_positions(int n, int64 *positions)
 			ev_raise(&err);
 		before_shmem_exit(ev_on_exit, (Datum) 0);
 	}
-	seq = ev_position_seq();
+	seq = ev_catalog()->position_seq;
 	/* Take the heavyweight lock before the LWLock, so that nothing waits while holding it. */
 	LockRelationOid(seq, RowExclusiveLock);
 	slot = ev_my_slot();
@@ -294,7 +280,7 @@ ev_safe_position(void)
 	int64		safe;
 
 	ev_require_horizon();
-	seq = ev_position_seq();
+	seq = ev_catalog()->position_seq;
 	LockRelationOid(seq, RowExclusiveLock);
 
 	LWLockAcquire(ev_shared->lock, LW_SHARED);

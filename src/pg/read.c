@@ -6,7 +6,9 @@
 #include "everest_pg.h"
 
 #include "catalog/pg_type.h"
+#include "executor/tstoreReceiver.h"
 #include "funcapi.h"
+#include "nodes/params.h"
 #include "utils/builtins.h"
 
 #define EV_EVENT_COLUMNS \
@@ -26,20 +28,35 @@ ev_classify_read(const char *stream, size_t len, const char **category, size_t *
 	return kind;
 }
 
-/* Copies the SPI result into the function's materialized result set. */
+/*
+ * Runs a read plan with its rows going straight into the function's materialized result: the
+ * executor's slots are stored in the result tuplestore, with no SPI tuple table in between.
+ */
 static void
-ev_put_rows(FunctionCallInfo fcinfo)
+ev_run_into_result(FunctionCallInfo fcinfo, SPIPlanPtr plan, const Datum *args)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			nargs = SPI_getargcount(plan);
+	ParamListInfo params = makeParamList(nargs);
+	DestReceiver *dest = CreateDestReceiver(DestTuplestore);
+	SPIExecuteOptions options = {0};
+	int			rc;
 
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nargs; i++)
 	{
-		Datum		values[8];
-		bool		nulls[8];
-
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		params->params[i].value = args[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = SPI_getargtypeid(plan, i);
 	}
+	SetTuplestoreDestReceiverParams(dest, rsinfo->setResult, rsinfo->econtext->ecxt_per_query_memory,
+									false, NULL, NULL);
+	options.params = params;
+	options.read_only = false;	/* a fresh READ COMMITTED snapshot, taken after the horizon */
+	options.dest = dest;
+	rc = SPI_execute_plan_extended(plan, &options);
+	ev_spi_check(rc, "reading events");
+	dest->rDestroy(dest);
 }
 
 /*
@@ -54,7 +71,6 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 	Datum		args[4];
 	SPIPlanPtr	plan;
 	int64		upto = PG_INT64_MAX;
-	int			rc;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (max_count == 0)
@@ -142,9 +158,7 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 				break;
 			}
 	}
-	rc = SPI_execute_plan(plan, args, NULL, false, 0);
-	ev_spi_check(rc, "reading events");
-	ev_put_rows(fcinfo);
+	ev_run_into_result(fcinfo, plan, args);
 	SPI_finish();
 }
 
@@ -157,7 +171,6 @@ ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 	ev_stream_kind kind = ev_classify_read(stream, len, &category, &category_len);
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		args[2];
-	int			rc;
 
 	if (at < -1)
 		ereport(ERROR,
@@ -196,12 +209,10 @@ ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 	SPI_connect();
 	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
 	args[1] = Int64GetDatum(at);
-	rc = SPI_execute_plan(ev_prepare(&plan_stream_at, "SELECT " EV_EVENT_COLUMNS
-									 "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-									 2, types),
-						  args, NULL, false, 1);
-	ev_spi_check(rc, "reading an event");
-	ev_put_rows(fcinfo);
+	ev_run_into_result(fcinfo, ev_prepare(&plan_stream_at, "SELECT " EV_EVENT_COLUMNS
+										  "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
+										  2, types),
+					   args);
 	SPI_finish();
 }
 

@@ -13,20 +13,24 @@
  */
 #include "everest_pg.h"
 
+#include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-static SPIPlanPtr plan_last_version, plan_tombstoned;
+static SPIPlanPtr plan_tombstoned;
 
 void
 ev_lock_stream(const char *stream, size_t len)
@@ -42,38 +46,45 @@ ev_lock_stream(const char *stream, size_t len)
 static bool
 ev_no_tombstones(void)
 {
-	Oid			nsp = get_namespace_oid("everest", false);
-	Oid			relid = get_relname_relid("tombstones", nsp);
-	Relation	rel;
-	bool		empty;
+	Relation	rel = table_open(ev_catalog()->tombstones, AccessShareLock);
+	bool		empty = RelationGetNumberOfBlocks(rel) == 0;
 
-	if (!OidIsValid(relid))
-		return true;
-	rel = relation_open(relid, AccessShareLock);
-	empty = RelationGetNumberOfBlocks(rel) == 0;
-	relation_close(rel, AccessShareLock);
+	table_close(rel, AccessShareLock);
 	return empty;
 }
 
+/*
+ * The stream's last version under `snapshot`, -1 when it has none: one step backward in the
+ * unique (stream, version) index, without the executor.
+ */
 static int64
-ev_query_last_version(Datum *args, Snapshot snapshot)
+ev_last_version(text *stream, Snapshot snapshot)
 {
-	Oid			types[1] = {TEXTOID};
-	SPIPlanPtr	plan = ev_prepare(&plan_last_version,
-								  "SELECT version FROM everest.events WHERE stream OPERATOR(pg_catalog.=) $1 "
-								  "ORDER BY version DESC LIMIT 1",
-								  1, types);
-	int			rc;
-	bool		isnull;
+	const EvCatalog *cat = ev_catalog();
+	Relation	heap = table_open(cat->events, AccessShareLock);
+	Relation	index = index_open(cat->events_stream_version, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	AttrNumber	version_att = 3;	/* events.version, see sql/everest--0.1.0.sql */
+	ScanKeyData key;
+	IndexScanDesc scan;
+	int64		version = -1;
 
-	if (snapshot != InvalidSnapshot)
-		rc = SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot, true, false, 1);
-	else
-		rc = SPI_execute_plan(plan, args, NULL, true, 1);
-	ev_spi_check(rc, "reading a stream version");
-	if (SPI_processed == 0)
-		return -1;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	Assert(strcmp(NameStr(TupleDescAttr(RelationGetDescr(heap), version_att - 1)->attname), "version") == 0);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(stream));
+	scan = index_beginscan(heap, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		version = DatumGetInt64(slot_getattr(slot, version_att, &isnull));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	return version;
 }
 
 /*
@@ -101,9 +112,14 @@ ev_stream_state(const char *stream, size_t len, bool for_write, int64 *version, 
 		ev_spi_check(rc, "reading a tombstone");
 		*tombstoned = SPI_processed > 0;
 	}
-	*version = ev_query_last_version(args, InvalidSnapshot);
+	{
+		Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+
+		*version = ev_last_version(DatumGetTextPP(args[0]), snapshot);
+		UnregisterSnapshot(snapshot);
+	}
 	if (for_write && IsolationUsesXactSnapshot() &&
-		ev_query_last_version(args, GetLatestSnapshot()) != *version)
+		ev_last_version(DatumGetTextPP(args[0]), GetLatestSnapshot()) != *version)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to a concurrent append to stream \"%s\"", stream)));

@@ -827,7 +827,7 @@ int main(int argc, char **argv)
 		} else {
 			note(opt, "safe_position() failed: " + r.message());
 		}
-		Result s = exec(main_conn, "SELECT last_value FROM everest.position_seq");
+		Result s = exec(main_conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM everest.position_seq");
 		if (s.ok() && s.rows() == 1 && !s.null(0, 0))
 			last_drawn = s.i64(0, 0);
 	}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs each workload interleaved with its plain-SQL baseline (A, B, A, B, ...) on the cluster
+# PGHOST/PGPORT point at, and prints a table: workload, clients, everest tps, baseline tps, and
+# the median of the per-pair ratios. Called by `make bench` (test/run.sh bench) after set-up.
+#   bench/run-workloads.sh [--quick] [--pairs N] [--seconds S] [--only NAME]
+set -uo pipefail
+cd "$(dirname "$0")"
+PAIRS=3 SECONDS_EACH=8 ONLY=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) PAIRS=3 SECONDS_EACH=3 ;;
+    --pairs) PAIRS=$2; shift ;;
+    --seconds) SECONDS_EACH=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+  esac
+  shift
+done
+DB=everest_bench
+OUT=${BENCH_OUT:-results.md}
+# workload clients
+WORKLOADS="append_any:1 append_any:8 append_exact:8 batch_100:4 read_stream_100:8 read_all_1000:4 read_event:8"
+
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+psql -X -q -d $DB -f setup.sql >/dev/null || exit 1
+
+tps() {  # tps SCRIPT CLIENTS
+  pgbench -n -M prepared -c "$2" -j 2 -T "$SECONDS_EACH" -f "workloads/$1" $DB 2>/dev/null |
+    grep -oE 'tps = [0-9.]+' | head -1 | cut -d' ' -f3
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+{
+  echo "| workload | clients | everest tps | baseline tps | ratio (median of $PAIRS pairs) |"
+  echo "|---|---|---|---|---|"
+} >"$OUT.tmp"
+printf '%-16s %7s %12s %12s %8s\n' workload clients everest baseline ratio
+for w in $WORKLOADS; do
+  name=${w%%:*} clients=${w##*:}
+  [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
+  ev=() base=() ratios=()
+  for _ in $(seq 1 "$PAIRS"); do
+    a=$(tps "$name.everest.sql" "$clients"); b=$(tps "$name.baseline.sql" "$clients")
+    ev+=("$a"); base+=("$b")
+    ratios+=("$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+  done
+  m_ev=$(printf '%s\n' "${ev[@]}" | median); m_base=$(printf '%s\n' "${base[@]}" | median)
+  m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
+  printf '%-16s %7s %12.0f %12.0f %8.2f\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio"
+  printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio" >>"$OUT.tmp"
+done
+{
+  echo
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME");"
+  echo "$(psql -X -t -A -d postgres -c 'SELECT version()' | cut -d, -f1);"
+  echo "settings: $(psql -X -t -A -d postgres -c "SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN ('fsync','synchronous_commit','shared_buffers','max_connections','shared_preload_libraries')");"
+  echo "pgbench -M prepared -j 2, ${SECONDS_EACH}s per run, $PAIRS everest/baseline pairs interleaved; $(date -u +%Y-%m-%d)."
+} >>"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "table written to bench/$OUT"

@@ -1,0 +1,1 @@
+SELECT * FROM everest.append_events('batch-' || pg_backend_pid() || '-' || random(), (SELECT jsonb_agg(jsonb_build_object('type', 'T', 'data', jsonb_build_object('n', v))) FROM generate_series(1, 100) v));

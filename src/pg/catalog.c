@@ -1,0 +1,57 @@
+/*
+ * The OIDs of everest's relations in this database, looked up once per backend and forgotten
+ * on any relcache invalidation of them (DROP EXTENSION, a restore, ...).
+ */
+#include "everest_pg.h"
+
+#include "catalog/namespace.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+
+static EvCatalog ev_cached;
+static bool ev_cached_valid = false;
+static bool ev_callback_registered = false;
+
+static void
+ev_catalog_invalidate(Datum arg, Oid relid)
+{
+	if (!ev_cached_valid)
+		return;
+	if (relid == InvalidOid || relid == ev_cached.events || relid == ev_cached.events_stream_version ||
+		relid == ev_cached.tombstones || relid == ev_cached.position_seq)
+		ev_cached_valid = false;
+}
+
+static Oid
+ev_relid(Oid nsp, const char *name)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("everest.%s is missing", name),
+				 errhint("Recreate the extension: DROP EXTENSION everest; CREATE EXTENSION everest.")));
+	return relid;
+}
+
+const EvCatalog *
+ev_catalog(void)
+{
+	if (!ev_cached_valid)
+	{
+		Oid			nsp = get_namespace_oid("everest", false);
+
+		if (!ev_callback_registered)
+		{
+			CacheRegisterRelcacheCallback(ev_catalog_invalidate, (Datum) 0);
+			ev_callback_registered = true;
+		}
+		ev_cached.events = ev_relid(nsp, "events");
+		ev_cached.events_stream_version = ev_relid(nsp, "events_stream_version_key");
+		ev_cached.tombstones = ev_relid(nsp, "tombstones");
+		ev_cached.position_seq = ev_relid(nsp, "position_seq");
+		ev_cached_valid = true;
+	}
+	return &ev_cached;
+}
