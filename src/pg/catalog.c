@@ -18,7 +18,7 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 	if (!ev_cached_valid)
 		return;
 	if (relid == InvalidOid || relid == ev_cached.events || relid == ev_cached.events_stream_version ||
-		relid == ev_cached.tombstones || relid == ev_cached.position_seq)
+		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq)
 		ev_cached_valid = false;
 }
 
@@ -50,6 +50,7 @@ ev_catalog(void)
 		ev_cached.events = ev_relid(nsp, "events");
 		ev_cached.events_stream_version = ev_relid(nsp, "events_stream_version_key");
 		ev_cached.tombstones = ev_relid(nsp, "tombstones");
+		ev_cached.tombstones_pkey = ev_relid(nsp, "tombstones_pkey");
 		ev_cached.position_seq = ev_relid(nsp, "position_seq");
 		ev_cached_valid = true;
 	}

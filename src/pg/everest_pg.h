@@ -27,6 +27,7 @@ typedef struct EvCatalog
 	Oid			events;
 	Oid			events_stream_version;	/* unique index (stream, version) */
 	Oid			tombstones;
+	Oid			tombstones_pkey;
 	Oid			position_seq;
 } EvCatalog;
 extern const EvCatalog *ev_catalog(void);

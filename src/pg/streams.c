@@ -9,7 +9,7 @@
  *
  * A stream's version is read from the events themselves (the last version in the unique
  * (stream, version) index), so an append writes one row and nothing else. everest.tombstones
- * lists retired names; it is only probed when it is not empty.
+ * lists retired names. Both are probed straight through their indexes, without the executor.
  */
 #include "everest_pg.h"
 
@@ -30,7 +30,6 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-static SPIPlanPtr plan_tombstoned;
 
 void
 ev_lock_stream(const char *stream, size_t len)
@@ -42,54 +41,55 @@ ev_lock_stream(const char *stream, size_t len)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
-/* True when everest.tombstones has no rows for sure (it has never had a page). */
-static bool
-ev_no_tombstones(void)
-{
-	Relation	rel = table_open(ev_catalog()->tombstones, AccessShareLock);
-	bool		empty = RelationGetNumberOfBlocks(rel) == 0;
-
-	table_close(rel, AccessShareLock);
-	return empty;
-}
-
 /*
  * The stream's last version under `snapshot`, -1 when it has none: one step backward in the
  * unique (stream, version) index, without the executor.
  */
-static int64
-ev_last_version(text *stream, Snapshot snapshot)
+static bool
+ev_index_probe(Oid heap_oid, Oid index_oid, text *stream, ScanDirection direction,
+			   Snapshot snapshot, AttrNumber attnum, Datum *value)
 {
-	const EvCatalog *cat = ev_catalog();
-	Relation	heap = table_open(cat->events, AccessShareLock);
-	Relation	index = index_open(cat->events_stream_version, AccessShareLock);
+	Relation	heap = table_open(heap_oid, AccessShareLock);
+	Relation	index = index_open(index_oid, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(heap, NULL);
-	AttrNumber	version_att = 3;	/* events.version, see sql/everest--0.1.0.sql */
 	ScanKeyData key;
 	IndexScanDesc scan;
-	int64		version = -1;
+	bool		found;
 
-	Assert(strcmp(NameStr(TupleDescAttr(RelationGetDescr(heap), version_att - 1)->attname), "version") == 0);
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(stream));
 	scan = index_beginscan(heap, index, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	found = index_getnext_slot(scan, direction, slot);
+	if (found && attnum != InvalidAttrNumber)
 	{
 		bool		isnull;
 
-		version = DatumGetInt64(slot_getattr(slot, version_att, &isnull));
+		*value = slot_getattr(slot, attnum, &isnull);
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);
-	return version;
+	return found;
+}
+
+/* The stream's last version under `snapshot`, -1 when it has none. */
+static int64
+ev_last_version(text *stream, Snapshot snapshot)
+{
+	const EvCatalog *cat = ev_catalog();
+	Datum		version;
+
+	/* events.version is attribute 3 (sql/everest--0.1.0.sql); int8 is by value. */
+	if (!ev_index_probe(cat->events, cat->events_stream_version, stream, BackwardScanDirection,
+						snapshot, 3, &version))
+		return -1;
+	return DatumGetInt64(version);
 }
 
 /*
- * The stream's version (-1 when it has no events) and whether it is tombstoned. Called inside
- * SPI. A writer calls it with the stream locked (`for_write`): in READ COMMITTED every query has
+ * The stream's version (-1 when it has no events) and whether it is tombstoned. A writer calls it with the stream locked (`for_write`): in READ COMMITTED every query has
  * a fresh snapshot, so the previous writer's commit is seen; at REPEATABLE READ or above, a
  * version that moved since the transaction's snapshot is a serialization failure, as an UPDATE
  * of a concurrently updated row would be.
@@ -97,29 +97,20 @@ ev_last_version(text *stream, Snapshot snapshot)
 void
 ev_stream_state(const char *stream, size_t len, bool for_write, int64 *version, bool *tombstoned)
 {
-	Datum		args[1];
+	text	   *name = cstring_to_text_with_len(stream, len);
+	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	const EvCatalog *cat = ev_catalog();
 
-	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-	*tombstoned = false;
-	if (!ev_no_tombstones())
-	{
-		Oid			types[1] = {TEXTOID};
-		int			rc = SPI_execute_plan(ev_prepare(&plan_tombstoned,
-													 "SELECT 1 FROM everest.tombstones WHERE stream OPERATOR(pg_catalog.=) $1",
-													 1, types),
-										  args, NULL, true, 1);
-
-		ev_spi_check(rc, "reading a tombstone");
-		*tombstoned = SPI_processed > 0;
-	}
-	{
-		Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-
-		*version = ev_last_version(DatumGetTextPP(args[0]), snapshot);
-		UnregisterSnapshot(snapshot);
-	}
-	if (for_write && IsolationUsesXactSnapshot() &&
-		ev_last_version(DatumGetTextPP(args[0]), GetLatestSnapshot()) != *version)
+	*tombstoned = ev_index_probe(cat->tombstones, cat->tombstones_pkey, name, ForwardScanDirection,
+								 snapshot, InvalidAttrNumber, NULL);
+	*version = ev_last_version(name, snapshot);
+	UnregisterSnapshot(snapshot);
+	if (!for_write || !IsolationUsesXactSnapshot())
+		return;
+	*tombstoned = *tombstoned ||
+		ev_index_probe(cat->tombstones, cat->tombstones_pkey, name, ForwardScanDirection,
+					   GetLatestSnapshot(), InvalidAttrNumber, NULL);
+	if (ev_last_version(name, GetLatestSnapshot()) != *version)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to a concurrent append to stream \"%s\"", stream)));
