@@ -39,6 +39,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Header dependencies (PGXS tracks none without --enable-depend).
+$(PG_OBJS): src/pg/everest_pg.h include/everest/capi.h
+$(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cpp_only.hpp
+
 .PHONY: unit demo test
 unit:
 	./test/unit/build.sh && ./build/unit_tests
