@@ -14,7 +14,7 @@ DATA = $(wildcard sql/everest--*.sql)
 CORE_OBJS = src/core/streams.o src/core/event_batch.o src/core/uuid.o src/core/idempotency.o \
             src/core/in_flight_positions.o src/core/render.o src/core/capi.o
 PG_OBJS = src/pg/everest.o src/pg/report.o src/pg/catalog.o src/pg/horizon.o src/pg/streams.o src/pg/append.o src/pg/read.o \
-          src/pg/delete.o src/pg/handlers.o
+          src/pg/delete.o src/pg/handlers.o src/pg/notify.o
 OBJS = $(PG_OBJS) $(CORE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src/pg
@@ -27,7 +27,8 @@ REGRESS = append read delete handlers errors search_path
 REGRESS_OPTS = --inputdir=. --load-extension=everest
 
 # isolation specs (test/isolation/specs/<name>.spec, test/isolation/expected/<name>.out)
-ISOLATION = same_stream_race new_stream_race delete_vs_append horizon_in_flight
+ISOLATION = same_stream_race new_stream_race delete_vs_append horizon_in_flight horizon_subxact \
+            handler_lease handler_save_race idempotent_race repeatable_read_append
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=everest
 
 EXTRA_CLEAN = build results regression.diffs regression.out output_iso

@@ -153,6 +153,11 @@ CREATE FUNCTION everest.in_flight_appends(OUT pid integer, OUT "position" bigint
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'everest_in_flight_appends' LANGUAGE C VOLATILE SECURITY DEFINER;
 
+-- The notifier workers of the cluster (one per database with recent appends).
+CREATE FUNCTION everest.notifiers(OUT database oid, OUT pid integer)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'everest_notifiers' LANGUAGE C VOLATILE SECURITY DEFINER;
+
 CREATE VIEW everest.horizon_holders AS
     SELECT f.pid, f.position, a.usename, a.application_name, a.state, a.xact_start,
            a.state_change, a.query

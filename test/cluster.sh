@@ -41,6 +41,7 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 max_connections = 60
 max_prepared_transactions = 5
+max_worker_processes = 16
 fsync = off
 log_min_messages = warning
 $conf

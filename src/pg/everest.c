@@ -17,6 +17,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	ev_notify_define_settings();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	ev_horizon_init();

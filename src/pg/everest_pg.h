@@ -10,6 +10,7 @@
  *   read.c      read_event, read_stream_*, read_all_*, stream_version
  *   delete.c    delete_stream, the immutability trigger
  *   handlers.c  handler checkpoints, state and leases
+ *   notify.c    the notifier worker: NOTIFY everest when safe_position() moves
  */
 #ifndef EVEREST_PG_H
 #define EVEREST_PG_H
@@ -18,6 +19,7 @@
 
 #include "fmgr.h"
 #include "executor/spi.h"
+#include "storage/lwlock.h"
 
 #include "everest/capi.h"
 
@@ -48,6 +50,14 @@ extern void ev_require_horizon(void);
 extern void ev_draw_positions(int n, int64 *positions);
 extern int64 ev_safe_position(void);
 extern void ev_require_read_committed(void);
+
+/* notify.c */
+extern bool ev_notify_enabled;
+extern Size ev_notify_shmem_size(void);
+extern void ev_notify_shmem_startup(LWLock *lock);
+extern void ev_notify_define_settings(void);
+extern void ev_notify_ensure_notifier(void);
+extern void ev_notify_wake(void);
 
 /* read.c; a regular stream read by position, bounded by the horizon (read_handler_events) */
 #define EV_STREAM_REGULAR_BY_POSITION ((ev_stream_kind) 3)

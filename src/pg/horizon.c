@@ -22,7 +22,6 @@
 #include "everest_pg.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -34,7 +33,6 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
-#include "utils/lsyscache.h"
 
 typedef struct EvSlot
 {
@@ -69,7 +67,7 @@ ev_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(ev_shmem_size());
+	RequestAddinShmemSpace(add_size(ev_shmem_size(), ev_notify_shmem_size()));
 	RequestNamedLWLockTranche("everest", 1);
 }
 
@@ -94,6 +92,7 @@ ev_shmem_startup(void)
 			pg_atomic_init_u64(&ev_shared->slots[i].lowest, 0);
 		}
 	}
+	ev_notify_shmem_startup(ev_shared->lock);
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -118,10 +117,11 @@ ev_publish_lowest(void)
 static void
 ev_end_of_transaction(void)
 {
-	if (ev_tracker == NULL)
+	if (ev_tracker == NULL || ev_in_flight_lowest(ev_tracker) == 0)
 		return;
 	ev_in_flight_clear(ev_tracker);
 	ev_publish_lowest();
+	ev_notify_wake();			/* the horizon may have moved */
 }
 
 static void
@@ -161,9 +161,17 @@ ev_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			ev_in_flight_subcommit(ev_tracker, mySubid, parentSubid);
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
-			ev_in_flight_subabort(ev_tracker, mySubid);
-			ev_publish_lowest();
-			break;
+			{
+				int64		before = ev_in_flight_lowest(ev_tracker);
+
+				ev_in_flight_subabort(ev_tracker, mySubid);
+				if (ev_in_flight_lowest(ev_tracker) != before)
+				{
+					ev_publish_lowest();
+					ev_notify_wake();
+				}
+				break;
+			}
 		default:
 			break;
 	}
@@ -238,6 +246,8 @@ ev_draw_positions(int n, int64 *positions)
 			ev_raise(&err);
 		before_shmem_exit(ev_on_exit, (Datum) 0);
 	}
+	if (ev_in_flight_lowest(ev_tracker) == 0)
+		ev_notify_ensure_notifier();
 	seq = ev_catalog()->position_seq;
 	/* Take the heavyweight lock before the LWLock, so that nothing waits while holding it. */
 	LockRelationOid(seq, RowExclusiveLock);

@@ -1,0 +1,314 @@
+/*
+ * Notifications (DESIGN.md section 5): LISTEN everest receives {"position": N}, N being the new
+ * safe_position() of the listener's database.
+ *
+ * Appending transactions never NOTIFY (PostgreSQL serializes the commits of all transactions
+ * that do). Instead each database with appends gets a notifier, a background worker started on
+ * demand by the first append there: committing and aborting appenders set its latch, and it
+ * computes safe_position() and NOTIFYs when it moved. Many commits between two of its rounds
+ * make one notification, and it pauses everest.notify_min_interval_ms between notifications, so
+ * a burst of 10,000 appends produces a few dozen. Its position is safe by construction: it is
+ * the horizon itself.
+ *
+ * A notifier idles out after EV_NOTIFIER_IDLE_MS without work (so DROP DATABASE, which waits a
+ * few seconds for other sessions to leave, is not blocked), and the next append starts it again.
+ * After a restart shared memory is new and the first append starts it again.
+ */
+#include "everest_pg.h"
+
+#include "access/xact.h"
+#include "commands/async.h"
+#include "commands/extension.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#define EV_MAX_NOTIFIERS 64
+#define EV_NOTIFIER_IDLE_MS 2000
+#define EV_NOTIFIER_START_TIMEOUT_MS 10000
+
+typedef struct EvNotifier
+{
+	Oid			dbid;			/* InvalidOid: free */
+	int			pid;			/* 0 while starting */
+	TimestampTz requested;		/* when a backend asked for it */
+	Latch	   *latch;
+} EvNotifier;
+
+typedef struct EvNotifyShared
+{
+	LWLock	   *lock;
+	EvNotifier	notifiers[EV_MAX_NOTIFIERS];
+} EvNotifyShared;
+
+static EvNotifyShared *ev_notify = NULL;
+
+bool		ev_notify_enabled = true;
+int			ev_notify_min_interval_ms = 2;
+
+/* This backend's notifier slot, remembered between appends. */
+static int	ev_my_notifier = -1;
+
+Size
+ev_notify_shmem_size(void)
+{
+	return sizeof(EvNotifyShared);
+}
+
+void
+ev_notify_shmem_startup(LWLock *lock)
+{
+	bool		found;
+
+	ev_notify = ShmemInitStruct("everest notifiers", sizeof(EvNotifyShared), &found);
+	if (!found)
+	{
+		memset(ev_notify, 0, sizeof(EvNotifyShared));
+		ev_notify->lock = lock;
+	}
+}
+
+void
+ev_notify_define_settings(void)
+{
+	DefineCustomBoolVariable("everest.notify",
+							 "Sends NOTIFY everest with the new safe_position() after appends commit.",
+							 "A background worker per database sends them; appending transactions never do.",
+							 &ev_notify_enabled, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("everest.notify_min_interval_ms",
+							"Shortest pause between two notifications of one database.",
+							"Appends committed meanwhile are announced together by the next one.",
+							&ev_notify_min_interval_ms, 2, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+static void
+ev_start_notifier(int slot)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "everest");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "everest_notifier_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "everest notifier for database %u", MyDatabaseId);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "everest notifier");
+	worker.bgw_main_arg = Int32GetDatum(slot);
+	worker.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(LOG,
+				(errmsg("everest: could not start a notifier for database %u", MyDatabaseId),
+				 errhint("Raise max_worker_processes; subscribers still catch up by polling.")));
+}
+
+/*
+ * Called by an appender before its first position: makes sure its database has a notifier.
+ * The common case (a notifier is running) reads two words without a lock.
+ */
+void
+ev_notify_ensure_notifier(void)
+{
+	TimestampTz now;
+	int			free_slot = -1;
+	int			start = -1;
+
+	if (ev_notify == NULL || !ev_notify_enabled)
+		return;
+	if (ev_my_notifier >= 0)
+	{
+		volatile EvNotifier *n = &ev_notify->notifiers[ev_my_notifier];
+
+		if (n->dbid == MyDatabaseId && n->pid != 0)
+			return;
+	}
+
+	now = GetCurrentTimestamp();
+	LWLockAcquire(ev_notify->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < EV_MAX_NOTIFIERS; i++)
+	{
+		EvNotifier *n = &ev_notify->notifiers[i];
+
+		if (n->dbid == MyDatabaseId)
+		{
+			ev_my_notifier = i;
+			/* Running, or asked for recently: nothing to do. */
+			if (n->pid != 0 ||
+				!TimestampDifferenceExceeds(n->requested, now, EV_NOTIFIER_START_TIMEOUT_MS))
+			{
+				LWLockRelease(ev_notify->lock);
+				return;
+			}
+			start = i;			/* asked for long ago and never came: ask again */
+			break;
+		}
+		if (n->dbid == InvalidOid && free_slot < 0)
+			free_slot = i;
+	}
+	if (start < 0)
+		start = free_slot;
+	if (start >= 0)
+	{
+		ev_notify->notifiers[start].dbid = MyDatabaseId;
+		ev_notify->notifiers[start].pid = 0;
+		ev_notify->notifiers[start].latch = NULL;
+		ev_notify->notifiers[start].requested = now;
+		ev_my_notifier = start;
+	}
+	LWLockRelease(ev_notify->lock);
+
+	if (start >= 0)
+		ev_start_notifier(start);
+}
+
+/* Called when this backend's positions in flight changed (commit, abort, savepoint rollback). */
+void
+ev_notify_wake(void)
+{
+	Latch	   *latch;
+
+	if (ev_notify == NULL || ev_my_notifier < 0)
+		return;
+	latch = ((volatile EvNotifier *) &ev_notify->notifiers[ev_my_notifier])->latch;
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+static void
+ev_notifier_leave(int code, Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+
+	LWLockAcquire(ev_notify->lock, LW_EXCLUSIVE);
+	if (ev_notify->notifiers[slot].pid == MyProcPid)
+	{
+		ev_notify->notifiers[slot].latch = NULL;
+		ev_notify->notifiers[slot].pid = 0;
+		ev_notify->notifiers[slot].dbid = InvalidOid;
+	}
+	LWLockRelease(ev_notify->lock);
+}
+
+/* One round: NOTIFY the horizon if it moved. Returns the position announced, or `last`. */
+static int64
+ev_notifier_round(int64 last)
+{
+	int64		safe;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "everest notifier: computing safe_position()");
+	if (!OidIsValid(get_extension_oid("everest", true)))
+		ereport(FATAL,
+				(errmsg("everest notifier: the extension is gone from this database")));
+	safe = ev_safe_position();
+	if (safe > last)
+	{
+		char		payload[64];
+		ev_error	err;
+
+		if (!ev_render_notification(safe, payload, sizeof(payload), &err))
+			ev_raise(&err);
+		Async_Notify("everest", payload);
+	}
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return safe > last ? safe : last;
+}
+
+PGDLLEXPORT void everest_notifier_main(Datum arg);
+
+void
+everest_notifier_main(Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+	Oid			dbid;
+	int64		last = 0;
+	TimestampTz last_work;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(ev_notify->lock, LW_EXCLUSIVE);
+	dbid = ev_notify->notifiers[slot].dbid;
+	if (!OidIsValid(dbid) || ev_notify->notifiers[slot].pid != 0)
+	{
+		LWLockRelease(ev_notify->lock);
+		proc_exit(0);			/* the slot was given up or taken meanwhile */
+	}
+	ev_notify->notifiers[slot].pid = MyProcPid;
+	ev_notify->notifiers[slot].latch = MyLatch;
+	LWLockRelease(ev_notify->lock);
+	before_shmem_exit(ev_notifier_leave, Int32GetDatum(slot));
+
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	last_work = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		int64		before = last;
+		int			rc;
+
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   EV_NOTIFIER_IDLE_MS / 4, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!ev_notify_enabled)
+			proc_exit(0);
+
+		last = ev_notifier_round(last);
+		if (last != before || (rc & WL_LATCH_SET))
+			last_work = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), EV_NOTIFIER_IDLE_MS))
+			proc_exit(0);		/* idle: leave the database; the next append starts us again */
+
+		/* Coalesce: commits that arrive during the pause are announced together. */
+		if (last != before && ev_notify_min_interval_ms > 0)
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 ev_notify_min_interval_ms, PG_WAIT_EXTENSION);
+	}
+}
+
+/* everest.notifiers(): the notifier workers of the cluster. */
+PG_FUNCTION_INFO_V1(everest_notifiers);
+Datum
+everest_notifiers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EvNotifier	copy[EV_MAX_NOTIFIERS];
+
+	ev_require_horizon();
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(ev_notify->lock, LW_SHARED);
+	memcpy(copy, ev_notify->notifiers, sizeof(copy));
+	LWLockRelease(ev_notify->lock);
+	for (int i = 0; i < EV_MAX_NOTIFIERS; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		if (!OidIsValid(copy[i].dbid))
+			continue;
+		values[0] = ObjectIdGetDatum(copy[i].dbid);
+		values[1] = Int32GetDatum(copy[i].pid);
+		nulls[1] = copy[i].pid == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
