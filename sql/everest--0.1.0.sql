@@ -59,6 +59,10 @@ CREATE TRIGGER events_are_immutable
 CREATE TRIGGER events_are_not_truncated
     BEFORE TRUNCATE ON everest.events
     FOR EACH STATEMENT EXECUTE FUNCTION everest.forbid_event_changes();
+-- Also with session_replication_role = replica (the trigger lets logical replication apply
+-- workers replay a publisher's delete_stream).
+ALTER TABLE everest.events ENABLE ALWAYS TRIGGER events_are_immutable;
+ALTER TABLE everest.events ENABLE ALWAYS TRIGGER events_are_not_truncated;
 
 -- ---------------------------------------------------------------------------------------------
 -- Types

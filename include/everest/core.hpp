@@ -169,7 +169,7 @@ struct AppendResult {
 
 // Decides whether a batch whose ids (some or all) are stored already is an idempotent retry:
 // every id stored, in the same stream, in the same order, as a contiguous run of versions,
-// starting right after `expected` (-1: at version 0; N: at N+1; -2 and -4: anywhere).
+// starting right after `expected` (-1: at version 0; N: at N+1; -4: after version 0; -2: anywhere).
 // Returns the original result, or throws EV003.
 AppendResult match_idempotent_retry(std::string_view stream,
                                     const std::vector<std::optional<Uuid>>& requested,

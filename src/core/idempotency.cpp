@@ -53,7 +53,8 @@ AppendResult match_idempotent_retry(std::string_view stream,
     result.last_version = it->version;
     result.last_position = it->position;
   }
-  bool placed = expected == kExpectAny || expected == kExpectStreamExists ||
+  bool placed = expected == kExpectAny ||
+                (expected == kExpectStreamExists && result.first_version >= 1) ||
                 (expected == kExpectNoStream && result.first_version == 0) ||
                 (expected >= 0 && result.first_version == expected + 1);
   if (!placed)

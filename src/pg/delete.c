@@ -6,6 +6,7 @@
 
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "replication/logicalworker.h"
 #include "utils/builtins.h"
 
 bool		ev_deleting_stream = false;
@@ -87,6 +88,9 @@ everest_forbid_event_changes(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "everest.forbid_event_changes() must be called as a trigger");
 	if (ev_deleting_stream && TRIGGER_FIRED_BY_DELETE(trigger->tg_event))
+		return PointerGetDatum(NULL);
+	/* A subscriber's apply worker replays what the publisher's delete_stream removed. */
+	if (IsLogicalWorker() && TRIGGER_FIRED_BY_DELETE(trigger->tg_event))
 		return PointerGetDatum(NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

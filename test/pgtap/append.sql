@@ -1,7 +1,7 @@
 -- everest pgTAP: appends (DESIGN.md sections 2 "Append" and 3 "Errors").
 -- Everything happens inside one transaction that is rolled back; streams are named tapappend-*.
 BEGIN;
-SELECT plan(160);
+SELECT plan(178);
 
 -- The SQLSTATE a statement raises, NULL when it succeeds (its effects are rolled back either way).
 CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
@@ -16,6 +16,19 @@ $f$;
 -- Every stored event (as superuser): to show that bad input wrote nothing anywhere.
 CREATE FUNCTION pg_temp.total_events() RETURNS bigint LANGUAGE sql AS
     $f$ SELECT count(*) FROM everest.events $f$;
+
+-- =============================================================================================
+-- A rolled-back append does not hold $all back (checked before this transaction appends anything
+-- that stays in flight; the other files run one after another, so nothing else is in flight)
+-- =============================================================================================
+SAVEPOINT horizon;
+SELECT first_position AS hp0, last_position AS hp1
+  FROM everest.append_events('tapappend-horizon', '[{"type": "A"}, {"type": "B"}]') \gset
+SELECT ok(everest.safe_position() < :hp0, 'an append in flight holds safe_position() below its positions');
+ROLLBACK TO SAVEPOINT horizon;
+SELECT ok(everest.safe_position() >= :hp1,
+          'after ROLLBACK TO SAVEPOINT its positions count as rolled back: safe_position() passes them');
+SELECT is(everest.stream_version('tapappend-horizon'), -1::bigint, '... and the append is gone');
 
 -- =============================================================================================
 -- A single event with append_event: version 0, defaults, generated id
@@ -116,6 +129,25 @@ SELECT is((SELECT first_version FROM everest.append_event('TapAppend-Batch', 'X'
           'stream names are case-sensitive: TapAppend-Batch is a new stream');
 SELECT is(everest.stream_version('tapappend-batch'), 6::bigint, '... and tapappend-batch is untouched');
 
+-- Names that share a prefix, or differ by a trailing space, are different streams
+SELECT is((SELECT last_version FROM everest.append_events('tapappend-p', '[{"type": "A"}, {"type": "A"}, {"type": "A"}]')),
+          2::bigint, 'setup: tapappend-p at version 2');
+SELECT is((SELECT last_version FROM everest.append_events('tapappend-p ', '[{"type": "A"}]')), 0::bigint,
+          '"tapappend-p " (trailing space) is a new stream');
+SELECT is((SELECT last_version FROM everest.append_events('tapappend-p2', '[{"type": "A"}, {"type": "A"}]')), 1::bigint,
+          '"tapappend-p2" is a new stream');
+SELECT is((SELECT last_version FROM everest.append_events('tapappend-', '[{"type": "A"}]')), 0::bigint,
+          '"tapappend-" is a new stream');
+SELECT is(ARRAY[everest.stream_version('tapappend-p'), everest.stream_version('tapappend-p '),
+                everest.stream_version('tapappend-p2'), everest.stream_version('tapappend-'),
+                everest.stream_version('tapappend')],
+          ARRAY[2, 0, 1, 0, -1]::bigint[], 'each of the similar names has its own version');
+SELECT is(everest.delete_stream('tapappend-p', 2, true), 3::bigint, 'tombstoning tapappend-p');
+SELECT is((SELECT first_version FROM everest.append_events('tapappend-p ', '[{"type": "B"}]', 0)), 1::bigint,
+          '... leaves "tapappend-p " appendable');
+SELECT is((SELECT first_version FROM everest.append_events('tapappend-p2', '[{"type": "B"}]', 1)), 2::bigint,
+          '... and "tapappend-p2"');
+
 -- =============================================================================================
 -- Expected versions: -2 any, -1 no stream, -4 stream exists, N exact
 -- =============================================================================================
@@ -211,6 +243,22 @@ SELECT results_eq(
     $q$SELECT * FROM r_idem$q$,
     'a retry with -2 after the stream moved on returns the original result');
 SELECT is(everest.stream_version('tapappend-idem'), 3::bigint, '... and writes nothing');
+
+-- -4 (stream exists): a retry of a batch that was appended to an existing stream succeeds; a
+-- batch stored at version 0 was not appended to an existing stream, so -4 does not retry it
+SELECT results_eq(
+    $q$SELECT * FROM everest.append_events('tapappend-idem', '[
+        {"type": "A", "id": "c0000000-0000-4000-8000-00000000000a"},
+        {"type": "B", "id": "c0000000-0000-4000-8000-00000000000b"}]', -4)$q$,
+    $q$SELECT * FROM r_idem$q$,
+    'retry with -4 of a batch stored after an existing version returns the original result');
+SELECT is((SELECT first_version FROM everest.append_events('tapappend-idem4',
+              '[{"type": "A", "id": "c4000000-0000-4000-8000-000000000001"}]', -1)), 0::bigint,
+          'setup: a batch that created its stream (version 0)');
+SELECT throws_ok($q$SELECT * FROM everest.append_events('tapappend-idem4',
+                      '[{"type": "A", "id": "c4000000-0000-4000-8000-000000000001"}]', -4)$q$,
+                 'EV003', NULL, 'the batch at version 0 reused with -4 (stream exists): EV003, not a retry');
+SELECT is(everest.stream_version('tapappend-idem4'), 0::bigint, '... and nothing was written');
 
 -- Retry of a single event through append_event
 CREATE TEMP TABLE r_idem1 AS
@@ -320,6 +368,15 @@ SELECT throws_ok($q$SELECT * FROM everest.append_events('tapappend-shape', '[{"t
                  '22023', NULL, 'a non-object second element: 22023');
 SELECT throws_matching($q$SELECT * FROM everest.append_events('tapappend-shape', '[{"type": "A"}, 1]')$q$,
                        '\m1\M', '... naming index 1');
+SELECT throws_matching($q$SELECT * FROM everest.append_events('tapappend-shape',
+                           '[{"type": "A"}, {"type": "B"}, {"type": "C"}, {"data": {}}]')$q$,
+                       'index\D*\m3\M', 'a missing type in the 4th element names index 3');
+SELECT throws_matching($q$SELECT * FROM everest.append_events('tapappend-shape',
+                           '[{"type": "A"}, {"type": "B", "metadata": [1]}]')$q$,
+                       'index\D*\m1\M', 'bad metadata in the 2nd element names index 1');
+SELECT throws_matching($q$SELECT * FROM everest.append_events('tapappend-shape',
+                           '[{"type": "A"}, {"type": "B"}, {"type": ""}]')$q$,
+                       'index\D*\m2\M', 'an empty type in the 3rd element names index 2');
 SELECT throws_ok($q$SELECT * FROM everest.append_events('tapappend-shape', '[{}]')$q$,
                  '22023', NULL, 'an element without type: 22023');
 SELECT throws_ok($q$SELECT * FROM everest.append_events('tapappend-shape', '[{"data": {}}]')$q$,

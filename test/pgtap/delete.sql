@@ -11,7 +11,7 @@ SELECT first_position AS _ FROM everest.append_events(:'cat' || '-2', '[{"type":
 SELECT first_position AS _ FROM everest.append_events(:'cat' || '-4', '[{"type": "T"}, {"type": "U"}]') \gset
 
 BEGIN;
-SELECT plan(81);
+SELECT plan(84);
 
 SELECT set_config('tap.cat', :'cat', true) IS NOT NULL AS _ \gset
 SELECT set_config('tap.sp0', :'sp0', true) IS NOT NULL AS _ \gset
@@ -201,6 +201,18 @@ SELECT results_eq($q$SELECT * FROM everest.read_stream_forward(pg_temp.s(2))$q$,
                   $q$SELECT * FROM before WHERE stream = pg_temp.s(2) ORDER BY version$q$,
                   'the events are unchanged after every refused change');
 SELECT is(pg_temp.total_events(), :total::bigint, 'no event anywhere was removed');
+
+-- "whoever asks": also a superuser whose session skips ordinary triggers (as logical replication
+-- apply workers and some restore tools do). Kept last: a change that got through stays in this
+-- transaction, which is rolled back.
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok(format('UPDATE everest.events SET type = %L WHERE stream = %L', 'Hacked', pg_temp.s(2)),
+                 '0A000', NULL, 'with session_replication_role = replica, UPDATE of stored events: 0A000');
+SELECT throws_ok(format('DELETE FROM everest.events WHERE stream = %L', pg_temp.s(2)),
+                 '0A000', NULL, 'with session_replication_role = replica, DELETE of stored events: 0A000');
+SELECT throws_ok('TRUNCATE everest.events', '0A000', NULL,
+                 'with session_replication_role = replica, TRUNCATE of the events: 0A000');
+RESET session_replication_role;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -20,7 +20,7 @@ SELECT first_position AS pb0 FROM everest.append_events(:'cat' || '-2', '[{"type
 \connect
 
 BEGIN;
-SELECT plan(80);
+SELECT plan(86);
 
 SELECT set_config('tap.cat', :'cat', true) IS NOT NULL AS _ \gset
 SELECT set_config('tap.sp0', :'sp0', true) IS NOT NULL AS _ \gset
@@ -92,8 +92,6 @@ BEGIN
     EXECUTE $s$CREATE AGGREGATE evil.min(bigint) (SFUNC = evil.agg_step, STYPE = bigint,
                 FINALFUNC = evil.agg_final, INITCOND = '0')$s$;
     EXECUTE $s$CREATE AGGREGATE evil.count(*) (SFUNC = evil.agg_step_star, STYPE = bigint,
-                FINALFUNC = evil.agg_final, INITCOND = '0')$s$;
-    EXECUTE $s$CREATE AGGREGATE evil.count("any") (SFUNC = evil.agg_step, STYPE = bigint,
                 FINALFUNC = evil.agg_final, INITCOND = '0')$s$;
     -- comparison operators for every type everest compares
     FOREACH pair SLICE 1 IN ARRAY ARRAY[['text', 'text'], ['bigint', 'bigint'], ['integer', 'integer'],
@@ -185,7 +183,7 @@ INSERT INTO calls (ord, label, q, want) VALUES
       {"type": "N1", "id": "e1000000-0000-4000-8000-000000000002", "data": {"x": 1}, "metadata": {"m": 1}}]')$q$,
          pg_temp.v('s3')), '(0,1)'),
  (4, 'append_events with a wrong expected version (EV001)',
-  format($q$SELECT pg_catalog.left((first_version)::text, 0) FROM everest.append_events(%L, '[{"type": "X"}]', 0)$q$,
+  format($q$SELECT (first_version)::text FROM everest.append_events(%L, '[{"type": "X"}]', 0)$q$,
          pg_temp.v('s3')), 'EV001'),
  (5, 'append_events reusing an id of another stream (EV003)',
   format($q$SELECT (first_version)::text FROM everest.append_events(%L, '[{"type": "X", "id": "e1000000-0000-4000-8000-000000000001"}]')$q$,
@@ -341,9 +339,10 @@ SELECT ok((SELECT is_called FROM evil.calls), 'control: and the traps bump evil.
 -- =============================================================================================
 -- Privileges: a fresh non-superuser role
 -- =============================================================================================
-SELECT set_config('tap.role', :'cat' || '_nobody', true) IS NOT NULL AS _ \gset
+\set nobody :cat'_nobody'
+SELECT set_config('tap.role', :'nobody', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.role() RETURNS text LANGUAGE sql STABLE AS $f$ SELECT current_setting('tap.role') $f$;
-DO $do$ BEGIN EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER', current_setting('tap.role')); END $do$;
+CREATE ROLE :"nobody" NOLOGIN NOSUPERUSER;
 
 -- What the catalogs say
 SELECT is((SELECT count(*) FROM pg_class c
@@ -361,12 +360,9 @@ SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'everest'::regn
           'the fresh role cannot execute any everest function');
 SELECT ok((SELECT count(*) FROM pg_proc WHERE pronamespace = 'everest'::regnamespace) >= 19,
           '... and everest has its functions to check');
-SELECT ok((SELECT bool_and(prosecdef) FROM pg_proc p
-             WHERE p.pronamespace = 'everest'::regnamespace AND p.prorettype <> 'trigger'::regtype),
-          'every everest function is SECURITY DEFINER (the functions are the only way in)');
 
 -- What the role experiences
-SELECT set_config('role', pg_temp.role(), true) IS NOT NULL AS _ \gset
+SET LOCAL ROLE :"nobody";
 SELECT is(current_user::text, pg_temp.role(), 'now acting as the fresh role');
 SELECT throws_ok('SELECT * FROM everest.events', '42501', NULL, 'the role cannot read everest.events');
 SELECT throws_ok($q$INSERT INTO everest.events (position, stream, version, id, type, data)
@@ -381,18 +377,16 @@ SELECT throws_ok($q$SELECT * FROM everest.append_event('tapsafe-x', 'T')$q$, '42
 RESET role;
 
 -- USAGE on the schema alone is not enough: the functions themselves are revoked from PUBLIC
-DO $do$ BEGIN EXECUTE format('GRANT USAGE ON SCHEMA everest TO %I', current_setting('tap.role')); END $do$;
-SELECT set_config('role', pg_temp.role(), true) IS NOT NULL AS _ \gset
+GRANT USAGE ON SCHEMA everest TO :"nobody";
+SET LOCAL ROLE :"nobody";
 SELECT throws_ok($q$SELECT * FROM everest.read_stream_forward('tapsafe-x')$q$, '42501', NULL,
                  'with USAGE on the schema only, read_stream_forward is still denied');
 SELECT throws_ok('SELECT * FROM everest.events', '42501', NULL,
                  'with USAGE on the schema, everest.events is still unreadable');
 RESET role;
 
-DO $do$ BEGIN
-    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA everest TO %I', current_setting('tap.role'));
-END $do$;
-SELECT set_config('role', pg_temp.role(), true) IS NOT NULL AS _ \gset
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA everest TO :"nobody";
+SET LOCAL ROLE :"nobody";
 SELECT is((SELECT first_version FROM everest.append_event(pg_temp.v('s1'), 'ByRole')), 2::bigint,
           'once granted, the role can append');
 SELECT results_eq(format('SELECT type FROM everest.read_stream_forward(%L)', pg_temp.v('s1')),

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Notifications: LISTEN everest receives {"position": N} with N = safe_position(), from the
+# notifier (never from the appending session), coalesced, per database, and can be turned off.
+set -u
+source "$(dirname "$0")/lib.sh"
+fresh_db ev_notify
+q -d ev_notify -c "CREATE EXTENSION everest" >/dev/null
+
+# listen DB SECONDS OUTFILE: a session that listens for SECONDS, printing what arrives
+listen() {
+  psql -X -d "$1" -c "LISTEN everest" -c "SELECT pg_sleep($2)" -c "SELECT 1" >"$3" 2>&1 &
+  sleep 0.3
+}
+payloads() { grep -oE 'payload "[^"]*"[^"]*"[^"]*"' "$1" | grep -oE '[0-9]+' ; }
+
+listen ev_notify 2 /tmp/everest-notify.$$
+appender=$(q -d ev_notify -c "SELECT pg_backend_pid() FROM everest.append_event('n-1', 'X')")
+q -d ev_notify -c "SELECT everest.append_event('n-2', 'X')" >/dev/null
+wait
+last=$(payloads /tmp/everest-notify.$$ | tail -1)
+is "a listener is told the new safe_position" "$last" "$(q -d ev_notify -c "SELECT everest.safe_position()")"
+is "the payload is JSON {\"position\": N}" "$(grep -c 'payload "{"position":[0-9]*}"' /tmp/everest-notify.$$ | awk '{print ($1 > 0)}')" "1"
+is "the appending session never sends it" "$(grep -c "from server process with PID $appender\." /tmp/everest-notify.$$)" "0"
+
+# A held append: the notification stops below it; its commit moves it on.
+listen ev_notify 3 /tmp/everest-notify.$$
+psql -X -q -d ev_notify -c "BEGIN" -c "SELECT everest.append_event('n-3', 'held')" -c "SELECT pg_sleep(1)" -c "COMMIT" >/dev/null &
+sleep 0.3
+later=$(q -d ev_notify -c "SELECT first_position FROM everest.append_event('n-4', 'later')")
+wait
+held_max=$(payloads /tmp/everest-notify.$$ | sort -n | tail -1)
+is "after the held append commits, the notification reaches the later one" "$held_max" "$later"
+never_unsafe=1
+for p in $(payloads /tmp/everest-notify.$$); do [ "$p" -lt "$((later - 1))" ] || [ "$p" -eq "$later" ] || never_unsafe=0; done
+is "no notification announced a position while an earlier one was in flight" "$never_unsafe" "1"
+
+# A burst is coalesced.
+listen ev_notify 4 /tmp/everest-notify.$$
+pgbench -n -c 4 -j 2 -t 2500 -f <(echo "SELECT everest.append_event('burst-' || (random() * 100)::int, 'X');") ev_notify >/dev/null 2>&1
+wait
+count=$(payloads /tmp/everest-notify.$$ | wc -l)
+is "10,000 appends make far fewer notifications (got $count)" "$([ "$count" -ge 1 ] && [ "$count" -lt 2000 ] && echo yes)" "yes"
+is "the last one is the final safe_position" "$(payloads /tmp/everest-notify.$$ | tail -1)" "$(q -d ev_notify -c "SELECT everest.safe_position()")"
+
+# Turned off: no notifications.
+q -d postgres -c "ALTER SYSTEM SET everest.notify = off" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+listen ev_notify 1.5 /tmp/everest-notify.$$
+q -d ev_notify -c "SELECT everest.append_event('n-5', 'X')" >/dev/null
+wait
+is "everest.notify = off sends nothing" "$(payloads /tmp/everest-notify.$$ | wc -l)" "0"
+q -d postgres -c "ALTER SYSTEM RESET everest.notify" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+
+# The database can still be dropped soon after appends: the notifier idles out.
+rm -f /tmp/everest-notify.$$
+if psql -X -q -d postgres -c "DROP DATABASE ev_notify" 2>/dev/null; then echo "ok - DROP DATABASE after appends is not blocked by the notifier"
+else sleep 3; psql -X -q -d postgres -c "DROP DATABASE ev_notify"; echo "not ok - DROP DATABASE after appends is not blocked by the notifier"; FAILURES=$((FAILURES + 1)); fi
+finish
