@@ -2,7 +2,7 @@
 # pg_dump keeps every event, stream version and handler checkpoint; a restored store continues
 # at the right versions and positions.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 fresh_db ev_dump_src
 q -d ev_dump_src -c "CREATE EXTENSION everest" >/dev/null
 q -d ev_dump_src >/dev/null <<'SQL'

@@ -2,7 +2,7 @@
 # Without shared_preload_libraries: what needs the horizon raises 55000 with a HINT naming the
 # setting; stream reads, deletes and handler checkpoints still work.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 source "$ROOT/test/cluster.sh"
 cluster_start nopreload "" >/dev/null || { echo "not ok - could not start a cluster without preloading"; exit 1; }
 cluster_use nopreload

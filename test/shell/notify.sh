@@ -2,7 +2,7 @@
 # Notifications: LISTEN everest receives {"position": N} with N = safe_position(), from the
 # notifier (never from the appending session), coalesced, per database, and can be turned off.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 fresh_db ev_notify
 q -d ev_notify -c "CREATE EXTENSION everest" >/dev/null
 
@@ -34,13 +34,18 @@ never_unsafe=1
 for p in $(payloads /tmp/everest-notify.$$); do [ "$p" -lt "$((later - 1))" ] || [ "$p" -eq "$later" ] || never_unsafe=0; done
 is "no notification announced a position while an earlier one was in flight" "$never_unsafe" "1"
 
-# A burst is coalesced.
-listen ev_notify 4 /tmp/everest-notify.$$
+# A burst is coalesced. The listener polls in short steps until it has heard the final position.
+steps=(); for _ in $(seq 1 100); do steps+=(-c "SELECT pg_sleep(0.2)"); done
+psql -X -d ev_notify -c "LISTEN everest" "${steps[@]}" >/tmp/everest-notify.$$ 2>&1 &
+listener=$!
+sleep 0.3
 pgbench -n -c 4 -j 2 -t 2500 -f <(echo "SELECT everest.append_event('burst-' || (random() * 100)::int, 'X');") ev_notify >/dev/null 2>&1
-wait
+final=$(q -d ev_notify -c "SELECT everest.safe_position()")
+for _ in $(seq 1 50); do payloads /tmp/everest-notify.$$ | grep -qx "$final" && break; sleep 0.1; done
+kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null
 count=$(payloads /tmp/everest-notify.$$ | wc -l)
 is "10,000 appends make far fewer notifications (got $count)" "$([ "$count" -ge 1 ] && [ "$count" -lt 2000 ] && echo yes)" "yes"
-is "the last one is the final safe_position" "$(payloads /tmp/everest-notify.$$ | tail -1)" "$(q -d ev_notify -c "SELECT everest.safe_position()")"
+is "the last one is the final safe_position" "$(payloads /tmp/everest-notify.$$ | tail -1)" "$final"
 
 # Turned off: no notifications.
 q -d postgres -c "ALTER SYSTEM SET everest.notify = off" -c "SELECT pg_reload_conf()" >/dev/null

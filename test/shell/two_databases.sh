@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two databases in one cluster keep independent positions and horizons.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 fresh_db ev_db_a
 fresh_db ev_db_b
 q -d ev_db_a -c "CREATE EXTENSION everest" >/dev/null
