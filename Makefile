@@ -6,6 +6,7 @@
 #   make unit          C++ core unit tests (GoogleTest), no server needed
 #   make demo          set up everything, start a throwaway cluster, show everest at work
 #   make test          set up everything, start a throwaway cluster, run every suite
+#   make bench         the same set-up, then everest against plain SQL (BENCH_ARGS=--quick)
 
 EXTENSION = everest
 MODULE_big = everest
@@ -44,7 +45,10 @@ include $(PGXS)
 $(PG_OBJS): src/pg/everest_pg.h include/everest/capi.h
 $(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cpp_only.hpp
 
-.PHONY: unit demo test
+.PHONY: unit demo test bench
+bench:
+	./test/run.sh bench $(BENCH_ARGS)
+
 unit:
 	./test/unit/build.sh && ./build/unit_tests
 

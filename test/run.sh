@@ -4,6 +4,7 @@
 #
 #   test/run.sh test    (make test)   every suite; ends with "N passed, N failed"
 #   test/run.sh demo    (make demo)   a guided tour on a throwaway cluster
+#   test/run.sh bench [--quick]  (make bench)  everest against plain SQL, see bench/
 #
 # Works as root (the cluster runs as the unprivileged user "postgres") or as a user with sudo.
 set -uo pipefail
@@ -51,6 +52,11 @@ trap 'cluster_stop_all' EXIT
 
 if [ "$MODE" = demo ]; then
   bash "$ROOT/test/demo.sh"
+  exit $?
+fi
+if [ "$MODE" = bench ]; then
+  shift
+  bash "$ROOT/bench/run-workloads.sh" "$@"
   exit $?
 fi
 
