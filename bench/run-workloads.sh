@@ -27,6 +27,7 @@ tps() {  # tps SCRIPT CLIENTS
   pgbench -n -M prepared -c "$2" -j 2 -T "$SECONDS_EACH" -f "workloads/$1" $DB 2>/dev/null |
     grep -oE 'tps = [0-9.]+' | head -1 | cut -d' ' -f3
 }
+mkdir -p ../build
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 {
@@ -48,6 +49,35 @@ for w in $WORKLOADS; do
   printf '%-16s %7s %12.0f %12.0f %8.2f\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio"
   printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio" >>"$OUT.tmp"
 done
+
+# Notifications: 8 clients appending with a listener connected, notifications on (A) against
+# off (B); then the latency from an append's commit to the notification covering it.
+notify() {
+  psql -X -q -d postgres -c "ALTER SYSTEM SET everest.notify = $1" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.3
+}
+if [ -z "$ONLY" ] || [ "$ONLY" = notify ]; then
+  psql -X -q -d $DB -c "LISTEN everest" -c "SELECT pg_sleep(100000)" >/dev/null 2>&1 &
+  listener=$!
+  on=() off=() ratios=()
+  for _ in $(seq 1 "$PAIRS"); do
+    notify on; a=$(tps append_any.everest.sql 8)
+    notify off; b=$(tps append_any.everest.sql 8)
+    on+=("$a"); off+=("$b")
+    ratios+=("$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+  done
+  kill "$listener" 2>/dev/null
+  psql -X -q -d postgres -c "ALTER SYSTEM RESET everest.notify" -c "SELECT pg_reload_conf()" >/dev/null
+  m_on=$(printf '%s\n' "${on[@]}" | median); m_off=$(printf '%s\n' "${off[@]}" | median)
+  m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
+  printf '%-16s %7s %12.0f %12.0f %8.2f   (notify on / off)\n' "append_notify" 8 "$m_on" "$m_off" "$m_ratio"
+  printf '| append_any, notify on vs off (listener connected) | 8 | %.0f | %.0f | %.2f |\n' "$m_on" "$m_off" "$m_ratio" >>"$OUT.tmp"
+
+  g++ -std=c++17 -O2 -I"$(pg_config --includedir)" notify_latency.cpp -o ../build/notify_latency -lpq -pthread &&
+    latency=$(../build/notify_latency --rate 1000 --seconds "$((SECONDS_EACH * 2))" "dbname=$DB" | tail -1)
+  echo "notification $latency (1000 appends/s)"
+  { echo; echo "Notification $latency, at 1,000 appends/s (bench/notify_latency.cpp)."; } >>"$OUT.tmp"
+fi
 {
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME");"
