@@ -77,6 +77,10 @@ BEGIN;
 SELECT first_version FROM everest.append_event('e-2', 'A');
 PREPARE TRANSACTION 'everest_test';
 SELECT count(*) FROM pg_prepared_xacts;
+-- 55000: a position sequence that could hand out positions out of order
+ALTER SEQUENCE everest.position_seq CACHE 10;
+SELECT pg_temp.err($$SELECT everest.append_event('e-3', 'A')$$);
+ALTER SEQUENCE everest.position_seq CACHE 1;
 -- none of the above wrote anything
-SELECT everest.stream_version('e-1'), everest.stream_version('e-2'), everest.safe_position() - :before AS drawn_positions;
+SELECT everest.stream_version('e-1'), everest.stream_version('e-2'), everest.stream_version('e-3'), everest.safe_position() - :before AS drawn_positions;
 SELECT count(*) FROM everest.read_all_forward(:before + 1);

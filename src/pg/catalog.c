@@ -4,7 +4,10 @@
  */
 #include "everest_pg.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_sequence.h"
+#include "utils/syscache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 
@@ -35,6 +38,26 @@ ev_relid(Oid nsp, const char *name)
 	return relid;
 }
 
+/*
+ * Positions must come out of the sequence in the order they are drawn under the horizon lock:
+ * a per-backend CACHE, a negative INCREMENT or CYCLE would hand out a position below one that
+ * readers have already passed.
+ */
+static bool
+ev_sequence_is_plain(Oid seq)
+{
+	HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seq));
+	bool		plain;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	plain = ((Form_pg_sequence) GETSTRUCT(tuple))->seqcache == 1 &&
+		((Form_pg_sequence) GETSTRUCT(tuple))->seqincrement > 0 &&
+		!((Form_pg_sequence) GETSTRUCT(tuple))->seqcycle;
+	ReleaseSysCache(tuple);
+	return plain;
+}
+
 const EvCatalog *
 ev_catalog(void)
 {
@@ -52,6 +75,7 @@ ev_catalog(void)
 		ev_cached.tombstones = ev_relid(nsp, "tombstones");
 		ev_cached.tombstones_pkey = ev_relid(nsp, "tombstones_pkey");
 		ev_cached.position_seq = ev_relid(nsp, "position_seq");
+		ev_cached.position_seq_ok = ev_sequence_is_plain(ev_cached.position_seq);
 		ev_cached_valid = true;
 	}
 	return &ev_cached;

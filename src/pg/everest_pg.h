@@ -31,6 +31,7 @@ typedef struct EvCatalog
 	Oid			tombstones;
 	Oid			tombstones_pkey;
 	Oid			position_seq;
+	bool		position_seq_ok;	/* CACHE 1, INCREMENT > 0, NO CYCLE */
 } EvCatalog;
 extern const EvCatalog *ev_catalog(void);
 

@@ -248,6 +248,12 @@ ev_draw_positions(int n, int64 *positions)
 	}
 	if (ev_in_flight_lowest(ev_tracker) == 0)
 		ev_notify_ensure_notifier();
+	if (!ev_catalog()->position_seq_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("everest.position_seq must have CACHE 1, a positive INCREMENT and NO CYCLE"),
+				 errdetail("Otherwise positions could be handed out below ones readers have passed."),
+				 errhint("ALTER SEQUENCE everest.position_seq CACHE 1 INCREMENT 1 NO CYCLE;")));
 	seq = ev_catalog()->position_seq;
 	/* Take the heavyweight lock before the LWLock, so that nothing waits while holding it. */
 	LockRelationOid(seq, RowExclusiveLock);
