@@ -83,7 +83,7 @@ log "C++ core unit tests (GoogleTest)"
 if ./test/unit/build.sh >/tmp/everest-unit-build.log 2>&1; then
   ./build/unit_tests --gtest_brief=1 2>&1 | tee /tmp/everest-unit.log | tail -5
   up=$(grep -oE '\[  PASSED  \] [0-9]+ tests?' /tmp/everest-unit.log | grep -oE '[0-9]+' || echo 0)
-  uf=$(grep -oE '\[  FAILED  \] [0-9]+ tests?,' /tmp/everest-unit.log | grep -oE '[0-9]+' || echo 0)
+  uf=$(grep -cE '^\[  FAILED  \] [A-Za-z0-9_/]+\.[A-Za-z0-9_/]+' /tmp/everest-unit.log)
   [ -z "$up$uf" ] && uf=1
   add "${up:-0}" "${uf:-0}" "unit"
 else
