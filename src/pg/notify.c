@@ -18,7 +18,6 @@
 
 #include "access/xact.h"
 #include "commands/async.h"
-#include "commands/extension.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -53,7 +52,7 @@ typedef struct EvNotifyShared
 static EvNotifyShared *ev_notify = NULL;
 
 bool		ev_notify_enabled = true;
-int			ev_notify_min_interval_ms = 2;
+int			ev_notify_min_interval_ms = 5;
 
 /* This backend's notifier slot, remembered between appends. */
 static int	ev_my_notifier = -1;
@@ -87,7 +86,7 @@ ev_notify_define_settings(void)
 	DefineCustomIntVariable("everest.notify_min_interval_ms",
 							"Shortest pause between two notifications of one database.",
 							"Appends committed meanwhile are announced together by the next one.",
-							&ev_notify_min_interval_ms, 2, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							&ev_notify_min_interval_ms, 5, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 
@@ -209,10 +208,7 @@ ev_notifier_round(int64 last)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, "everest notifier: computing safe_position()");
-	if (!OidIsValid(get_extension_oid("everest", true)))
-		ereport(FATAL,
-				(errmsg("everest notifier: the extension is gone from this database")));
-	safe = ev_safe_position();
+	safe = ev_safe_position();	/* ERROR (and exit) if the extension is gone */
 	if (safe > last)
 	{
 		char		payload[64];
