@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -140,6 +141,7 @@ class EventBatchValidator {
  private:
   [[noreturn]] void fail(const std::string& what) const;
   std::vector<ParsedEvent> events_;
+  std::map<Uuid, std::size_t> ids_;  // id -> index of the event that carries it
   bool in_event_ = false;
   unsigned seen_ = 0;  // bit set of the keys seen in the current element
 };

@@ -18,8 +18,11 @@ struct ev_in_flight {
 
 namespace {
 
+// Copies at most size-1 bytes, never cutting a UTF-8 character in two.
 void copy_text(char* dst, std::size_t size, const std::string& src) {
   std::size_t n = std::min(size - 1, src.size());
+  if (n < src.size())
+    while (n > 0 && (static_cast<unsigned char>(src[n]) & 0xC0) == 0x80) n--;
   std::memcpy(dst, src.data(), n);
   dst[n] = '\0';
 }

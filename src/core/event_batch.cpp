@@ -72,9 +72,8 @@ void EventBatchValidator::field(std::string_view key, JsonKind kind, std::string
         throw Error(e.sqlstate(), "invalid event at index " + std::to_string(events_.size() - 1) +
                                       ": " + e.what());
       }
-      for (std::size_t i = 0; i + 1 < events_.size(); i++)
-        if (events_[i].id == event.id)
-          fail("\"id\" repeats the id of event " + std::to_string(i) + " of this batch");
+      if (auto [at, fresh] = ids_.emplace(*event.id, events_.size() - 1); !fresh)
+        fail("\"id\" repeats the id of event " + std::to_string(at->second) + " of this batch");
       break;
   }
 }
@@ -93,7 +92,9 @@ const std::vector<ParsedEvent>& EventBatchValidator::finish() const {
 
 std::vector<ParsedEvent> parse_event_batch(std::string_view json_text) {
   boost::json::error_code ec;
-  boost::json::value root = boost::json::parse(json_text, ec);
+  boost::json::parse_options options;
+  options.max_depth = 10000;  // jsonb accepts deep data too
+  boost::json::value root = boost::json::parse(json_text, ec, {}, options);
   if (ec)
     throw Error(sqlstate::invalid_text_representation, "events are not valid JSON", ec.message());
   if (!root.is_array())

@@ -21,8 +21,12 @@ AppendResult match_idempotent_retry(std::string_view stream,
                                     const std::vector<std::optional<Uuid>>& requested,
                                     std::int64_t expected, std::vector<StoredEvent> stored) {
   (void)stream;
+  std::sort(stored.begin(), stored.end(),
+            [](const StoredEvent& a, const StoredEvent& b) { return a.id < b.id; });
   auto find = [&](const Uuid& id) {
-    return std::find_if(stored.begin(), stored.end(), [&](const StoredEvent& s) { return s.id == id; });
+    auto it = std::lower_bound(stored.begin(), stored.end(), id,
+                               [](const StoredEvent& s, const Uuid& key) { return s.id < key; });
+    return it != stored.end() && it->id == id ? it : stored.end();
   };
   // The first stored id tells which event of the batch we compare from.
   const StoredEvent* first = nullptr;

@@ -1,6 +1,7 @@
 // UUID text forms, as PostgreSQL's uuid_in accepts them.
 #include "everest/core.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace everest {
@@ -15,8 +16,10 @@ int hex_value(char c) {
 }
 
 [[noreturn]] void malformed(std::string_view text) {
+  std::size_t n = std::min<std::size_t>(text.size(), 100);
+  while (n < text.size() && n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) n--;
   throw Error(sqlstate::invalid_text_representation,
-              "invalid input syntax for type uuid: \"" + std::string(text.substr(0, 100)) + "\"");
+              "invalid input syntax for type uuid: \"" + std::string(text.substr(0, n)) + "\"");
 }
 
 }  // namespace

@@ -1,14 +1,14 @@
 // The C API facade (src/core/capi.cpp): results, and errors turned into ev_error records.
+#include "everest/capi.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 
-#include "everest/capi.h"
 #include "everest/core.hpp"
 #include "test_util.hpp"
 
@@ -87,8 +87,8 @@ TEST(CapiStreams, ClassifiesReads) {
   EXPECT_EQ(kind, EV_STREAM_REGULAR);
 
   const char name[] = "$ce-account";
-  ASSERT_TRUE(ev_classify_stream_for_read(name, sizeof name - 1, &kind, &category, &category_len,
-                                          &err));
+  ASSERT_TRUE(
+      ev_classify_stream_for_read(name, sizeof name - 1, &kind, &category, &category_len, &err));
   EXPECT_EQ(kind, EV_STREAM_CATEGORY);
   EXPECT_EQ(std::string(category, category_len), "account");
   EXPECT_EQ(category, name + 4);
@@ -281,6 +281,17 @@ TEST(CapiBatch, DuplicateKey) {
   EXPECT_FALSE(Field(b.get(), "id", EV_JSON_STRING, kId2, &err));
   EXPECT_STREQ(err.sqlstate, "22023");
   EXPECT_TRUE(Contains(err.message, "duplicate key \"id\""));
+}
+
+TEST(CapiBatch, RepeatedIdAcrossEvents) {
+  Batch b = NewBatch();
+  AddEvent(b.get(), "A", kId1);
+  ev_error err = Garbage();
+  ASSERT_TRUE(ev_batch_begin_event(b.get(), true, &err));
+  ASSERT_TRUE(Field(b.get(), "type", EV_JSON_STRING, "B", &err));
+  EXPECT_FALSE(Field(b.get(), "id", EV_JSON_STRING, kId1, &err));
+  EXPECT_STREQ(err.sqlstate, "22023");
+  EXPECT_TRUE(Contains(err.message, "invalid event at index 1:"));
 }
 
 TEST(CapiUuid, MakeV4) {

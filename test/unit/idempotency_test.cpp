@@ -35,8 +35,8 @@ Requested Ids(std::initializer_list<std::uint8_t> ns) {
 std::vector<StoredEvent> StoredRun(std::uint8_t n, std::int64_t first, std::int64_t position) {
   std::vector<StoredEvent> out;
   for (std::uint8_t k = 0; k < n; k++)
-    out.push_back(StoredEvent{Id(static_cast<std::uint8_t>(k + 1)), true, first + k,
-                              position + 10 * k});
+    out.push_back(
+        StoredEvent{Id(static_cast<std::uint8_t>(k + 1)), true, first + k, position + 10 * k});
   return out;
 }
 
@@ -51,8 +51,8 @@ void ExpectResult(const AppendResult& r, std::int64_t first_version, std::int64_
 // --- Retries that match --------------------------------------------------------------------
 
 TEST(MatchIdempotentRetry, NoStreamRetryStartsAtVersionZero) {
-  AppendResult r = match_idempotent_retry("s", Ids({1, 2, 3}), kExpectNoStream,
-                                          StoredRun(3, 0, 100));
+  AppendResult r =
+      match_idempotent_retry("s", Ids({1, 2, 3}), kExpectNoStream, StoredRun(3, 0, 100));
   ExpectResult(r, 0, 2, 100, 120);
 }
 
@@ -61,18 +61,28 @@ TEST(MatchIdempotentRetry, ExactVersionRetryStartsRightAfterIt) {
   ExpectResult(r, 5, 6, 50, 60);
 }
 
-TEST(MatchIdempotentRetry, AnyAndStreamExistsMatchAnywhere) {
-  for (std::int64_t expected : {kExpectAny, kExpectStreamExists}) {
-    ExpectResult(match_idempotent_retry("s", Ids({1, 2}), expected, StoredRun(2, 0, 7)), 0, 1, 7,
-                 17);
-    ExpectResult(match_idempotent_retry("s", Ids({1, 2}), expected, StoredRun(2, 9, 7)), 9, 10,
-                 7, 17);
-  }
+TEST(MatchIdempotentRetry, AnyMatchesAnywhere) {
+  ExpectResult(match_idempotent_retry("s", Ids({1, 2}), kExpectAny, StoredRun(2, 0, 7)), 0, 1, 7,
+               17);
+  ExpectResult(match_idempotent_retry("s", Ids({1, 2}), kExpectAny, StoredRun(2, 9, 7)), 9, 10, 7,
+               17);
+}
+
+// An append with -4 needed an existing stream, so its first event had a version of 1 or more.
+TEST(MatchIdempotentRetry, StreamExistsMatchesAfterVersionZero) {
+  ExpectResult(match_idempotent_retry("s", Ids({1, 2}), kExpectStreamExists, StoredRun(2, 1, 7)), 1,
+               2, 7, 17);
+  ExpectResult(match_idempotent_retry("s", Ids({1, 2}), kExpectStreamExists, StoredRun(2, 9, 7)), 9,
+               10, 7, 17);
+  auto err = ErrorOf([] {
+    match_idempotent_retry("s", Ids({1, 2}), kExpectStreamExists, StoredRun(2, 0, 7));
+  });
+  EXPECT_EQ(err.sqlstate, kEv003);
+  EXPECT_TRUE(Contains(err.detail, "version 0"));
 }
 
 TEST(MatchIdempotentRetry, SingleEvent) {
-  ExpectResult(match_idempotent_retry("s", Ids({1}), 11, StoredRun(1, 12, 999)), 12, 12, 999,
-               999);
+  ExpectResult(match_idempotent_retry("s", Ids({1}), 11, StoredRun(1, 12, 999)), 12, 12, 999, 999);
 }
 
 TEST(MatchIdempotentRetry, StoredRowsInAnyOrder) {
@@ -101,9 +111,8 @@ TEST(MatchIdempotentRetry, SingleIdInAnotherStream) {
 TEST(MatchIdempotentRetry, EventWithoutId) {
   Requested requested = Ids({1, 2});
   requested.push_back(std::nullopt);
-  auto err = ErrorOf([&] {
-    match_idempotent_retry("s", requested, kExpectAny, StoredRun(2, 0, 1));
-  });
+  auto err =
+      ErrorOf([&] { match_idempotent_retry("s", requested, kExpectAny, StoredRun(2, 0, 1)); });
   EXPECT_EQ(err.sqlstate, kEv003);
   EXPECT_TRUE(Contains(err.message, format_uuid(Id(1))));
 
@@ -157,8 +166,8 @@ TEST(MatchIdempotentRetry, SameIdTwiceInTheBatch) {
 
 TEST(MatchIdempotentRetry, WrongExpectedVersion) {
   // Stored at versions 3..4: only expected 2 (or -2 / -4) describes that append.
-  for (std::int64_t expected : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{1},
-                                std::int64_t{3}, std::int64_t{4}, std::int64_t{5}}) {
+  for (std::int64_t expected : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{1}, std::int64_t{3},
+                                std::int64_t{4}, std::int64_t{5}}) {
     auto err = ErrorOf([&] {
       match_idempotent_retry("s", Ids({1, 2}), expected, StoredRun(2, 3, 1));
     });
@@ -171,9 +180,8 @@ TEST(MatchIdempotentRetry, WrongExpectedVersion) {
 }
 
 TEST(MatchIdempotentRetry, NoStreamRetryOfABatchNotAtVersionZero) {
-  auto err = ErrorOf([] {
-    match_idempotent_retry("s", Ids({1}), kExpectNoStream, StoredRun(1, 1, 1));
-  });
+  auto err =
+      ErrorOf([] { match_idempotent_retry("s", Ids({1}), kExpectNoStream, StoredRun(1, 1, 1)); });
   EXPECT_EQ(err.sqlstate, kEv003);
   EXPECT_TRUE(Contains(err.detail, "version 1"));
 }

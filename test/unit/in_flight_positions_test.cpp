@@ -81,6 +81,14 @@ TEST(InFlightPositions, SubabortDropsStillListedChildren) {
   t.drawn(3, 20);
   t.subabort(2);
   EXPECT_EQ(t.lowest(), 1);
+  t.clear();
+  // The same without a draw in the top transaction: nothing is left in flight.
+  t.drawn(2, 10);
+  t.drawn(3, 20);
+  t.subabort(2);
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.lowest(), 0);
+  t.drawn(kTop, 1);
   t.drawn(4, 40);  // SAVEPOINT c (4); draw; ROLLBACK TO c
   t.subabort(4);
   EXPECT_EQ(t.lowest(), 1);

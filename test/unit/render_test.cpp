@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -32,8 +31,8 @@ std::int64_t PositionOf(const std::string& payload) {
 }
 
 TEST(RenderNotification, IsAPositionObject) {
-  for (std::int64_t n : {std::int64_t{0}, std::int64_t{1}, std::int64_t{42},
-                         std::int64_t{1} << 40, std::numeric_limits<std::int64_t>::max()})
+  for (std::int64_t n : {std::int64_t{0}, std::int64_t{1}, std::int64_t{42}, std::int64_t{1} << 40,
+                         std::numeric_limits<std::int64_t>::max()})
     EXPECT_EQ(PositionOf(render_notification(n)), n) << n;
 }
 

@@ -60,8 +60,8 @@ TEST(ClassifyStreamForRead, EmptyNameIsRejected) {
 }
 
 TEST(ClassifyStreamForRead, OtherReservedNamesAreRejected) {
-  for (const char* name : {"$", "$al", "$all2", "$ALL", "$ce", "$ce_account", "$CE-account",
-                           "$$all", "$foo"}) {
+  for (const char* name :
+       {"$", "$al", "$all2", "$ALL", "$ce", "$ce_account", "$CE-account", "$$all", "$foo"}) {
     auto err = ErrorOf([&] { classify_stream_for_read(name); });
     EXPECT_EQ(err.sqlstate, k22023) << name;
   }
@@ -135,9 +135,9 @@ TEST(CategoryOf, WholeNameWithoutDash) {
 // --- Expected versions ---------------------------------------------------------------------
 
 TEST(CheckExpectedVersionValue, AcceptsTheDocumentedValues) {
-  for (std::int64_t v : {kExpectAny, kExpectNoStream, kExpectStreamExists, std::int64_t{0},
-                         std::int64_t{1}, std::int64_t{41},
-                         std::numeric_limits<std::int64_t>::max()})
+  for (std::int64_t v :
+       {kExpectAny, kExpectNoStream, kExpectStreamExists, std::int64_t{0}, std::int64_t{1},
+        std::int64_t{41}, std::numeric_limits<std::int64_t>::max()})
     EXPECT_EQ(ErrorOf([&] { check_expected_version_value(v); }).sqlstate, "") << v;
   EXPECT_EQ(kExpectAny, -2);
   EXPECT_EQ(kExpectNoStream, -1);
@@ -167,8 +167,7 @@ TEST(CheckExpectedVersion, NoStreamNeedsAnAbsentStream) {
 TEST(CheckExpectedVersion, StreamExistsNeedsAVersion) {
   EXPECT_EQ(ErrorOf([] { check_expected_version("s", kExpectStreamExists, 0); }).sqlstate, "");
   EXPECT_EQ(ErrorOf([] { check_expected_version("s", kExpectStreamExists, 9); }).sqlstate, "");
-  EXPECT_EQ(ErrorOf([] { check_expected_version("s", kExpectStreamExists, -1); }).sqlstate,
-            kEv001);
+  EXPECT_EQ(ErrorOf([] { check_expected_version("s", kExpectStreamExists, -1); }).sqlstate, kEv001);
 }
 
 TEST(CheckExpectedVersion, ExactVersion) {
@@ -211,8 +210,8 @@ TEST(CheckMaxCount, ZeroAndPositiveAreAccepted) {
 }
 
 TEST(CheckMaxCount, NegativeIsRejected) {
-  for (std::int64_t n : {std::int64_t{-1}, std::int64_t{-1000},
-                         std::numeric_limits<std::int64_t>::min()}) {
+  for (std::int64_t n :
+       {std::int64_t{-1}, std::int64_t{-1000}, std::numeric_limits<std::int64_t>::min()}) {
     auto err = ErrorOf([&] { check_max_count(n); });
     EXPECT_EQ(err.sqlstate, k22023) << n;
     EXPECT_TRUE(Contains(err.message, std::to_string(n)));

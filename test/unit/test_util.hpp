@@ -37,8 +37,7 @@ Thrown ErrorOf(F&& body) {
 // EXPECT_TRUE(Contains(text, part)) prints both strings when it fails.
 inline ::testing::AssertionResult Contains(std::string_view text, std::string_view part) {
   if (text.find(part) != std::string_view::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << "\"" << text << "\" does not contain \"" << part << "\"";
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
 }
 
 }  // namespace everest_test

@@ -42,11 +42,10 @@ TEST(ParseUuid, UpperAndMixedCase) {
 }
 
 TEST(ParseUuid, FormsFromThePostgresManual) {
-  for (const char* text : {"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
-                           "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
-                           "a0eebc999c0b4ef8bb6d6bb9bd380a11",
-                           "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
-                           "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}"})
+  for (const char* text :
+       {"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+        "a0eebc999c0b4ef8bb6d6bb9bd380a11", "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+        "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}"})
     EXPECT_EQ(TryParse(text), std::optional<Uuid>(kBytes)) << text;
 }
 
@@ -73,19 +72,19 @@ TEST(ParseUuid, RejectsMalformedText) {
            "{}",
            "{",
            "}",
-           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",     // 31 digits
-           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",   // 33 digits
-           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",   // trailing dash
-           "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",   // leading dash
-           "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",   // double dash
-           "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11",   // dash after 3 digits
-           "a0-eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",   // dash after 2 digits
-           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",    // not hex
-           "a0eebc99 9c0b 4ef8 bb6d 6bb9bd380a11",    // spaces
-           " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",   // leading space
-           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 ",   // trailing space
-           "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",   // open brace only
-           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",   // close brace only
+           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",    // 31 digits
+           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",  // 33 digits
+           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",  // trailing dash
+           "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",  // leading dash
+           "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",  // double dash
+           "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11",  // dash after 3 digits
+           "a0-eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",  // dash after 2 digits
+           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",   // not hex
+           "a0eebc99 9c0b 4ef8 bb6d 6bb9bd380a11",   // spaces
+           " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",  // leading space
+           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 ",  // trailing space
+           "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",  // open brace only
+           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",  // close brace only
            "{{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}}",
            "{-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-}",
