@@ -2,16 +2,19 @@
 # Runs each workload interleaved with its plain-SQL baseline (A, B, A, B, ...) on the cluster
 # PGHOST/PGPORT point at, and prints a table: workload, clients, everest tps, baseline tps, and
 # the median of the per-pair ratios. Called by `make bench` (test/run.sh bench) after set-up.
-#   bench/run-workloads.sh [--quick] [--pairs N] [--seconds S] [--only NAME]
+#   bench/run-workloads.sh [--quick] [--pairs N] [--seconds S] [--only NAME] [--large]
+# --large adds the long ones (about 6 more minutes): append cost with 10 million events stored
+# against an empty store, and backend memory across 1 million appends in one session.
 set -uo pipefail
 cd "$(dirname "$0")"
-PAIRS=3 SECONDS_EACH=8 ONLY=
+PAIRS=3 SECONDS_EACH=6 ONLY= LARGE=
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) PAIRS=3 SECONDS_EACH=3 ;;
     --pairs) PAIRS=$2; shift ;;
     --seconds) SECONDS_EACH=$2; shift ;;
     --only) ONLY=$2; shift ;;
+    --large) LARGE=1 ;;
   esac
   shift
 done
@@ -85,5 +88,58 @@ fi
   echo "settings: $(psql -X -t -A -d postgres -c "SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN ('fsync','synchronous_commit','shared_buffers','max_connections','shared_preload_libraries')");"
   echo "pgbench -M prepared -j 2, ${SECONDS_EACH}s per run, $PAIRS everest/baseline pairs interleaved; $(date -u +%Y-%m-%d)."
 } >>"$OUT.tmp"
+# Subscriber catch-up: events per second applied with a checkpoint per batch of 500.
+if [ -z "$ONLY" ] || [ "$ONLY" = catchup ]; then
+  psql -X -q -d $DB -f catchup.sql >/dev/null
+  psql -X -q -d $DB -c "SELECT count(*) FROM (SELECT everest.append_events('catchup-' || s,
+      (SELECT jsonb_agg(jsonb_build_object('type', 'T', 'data', jsonb_build_object('n', v)))
+         FROM generate_series(1, 100) v)) FROM generate_series(1, 900) s) x" >/dev/null
+  psql -X -q -d $DB -c "SELECT everest.reset_handler('bench-catchup')" >/dev/null
+  total=$(psql -X -t -A -d $DB -c "SELECT count(*) FROM everest.read_all_forward(0, 100000000)")
+  start=$(date +%s.%N)
+  psql -X -q -d $DB -c "CALL everest_bench_catchup('bench-catchup')" >/dev/null
+  end=$(date +%s.%N)
+  rate=$(awk -v n="$total" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
+  echo "subscriber catch-up: $total events at $rate events/s (batches of 500, checkpoint per batch)"
+  echo "Subscriber catch-up: $total events at $rate events/s, batches of 500 from \$all, each applied and checkpointed in its own transaction (bench/catchup.sql)." >>"$OUT.tmp"
+fi
+
+if [ -n "$LARGE" ] || [ "$ONLY" = store_size ]; then
+  # Append cost with 10 million events stored, against an empty store, interleaved.
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS everest_bench_big" -c "CREATE DATABASE everest_bench_big" \
+    -c "DROP DATABASE IF EXISTS everest_bench_empty" -c "CREATE DATABASE everest_bench_empty" >/dev/null
+  psql -X -q -d everest_bench_empty -c "CREATE EXTENSION everest" >/dev/null
+  psql -X -q -d everest_bench_big -c "CREATE EXTENSION everest" \
+    -c "INSERT INTO everest.events (position, stream, version, id, type, data)
+        SELECT i, 'big-' || (i % 100000), i / 100000, gen_random_uuid(), 'Loaded', '{\"amount\": 10}'
+          FROM generate_series(1, 10000000) i" \
+    -c "SELECT setval('everest.position_seq', 10000000)" -c "VACUUM ANALYZE everest.events" >/dev/null
+  big=() empty=() ratios=()
+  for _ in $(seq 1 "$PAIRS"); do
+    a=$(DB=everest_bench_big; pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_EACH" -f workloads/append_any.everest.sql everest_bench_big 2>/dev/null | grep -oE 'tps = [0-9.]+' | cut -d' ' -f3)
+    b=$(pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_EACH" -f workloads/append_any.everest.sql everest_bench_empty 2>/dev/null | grep -oE 'tps = [0-9.]+' | cut -d' ' -f3)
+    big+=("$a"); empty+=("$b")
+    ratios+=("$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.3f", (a > 0) ? b / a : 0}')")
+  done
+  m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
+  echo "append cost with 10M events stored / empty store: $m_ratio (tps $(printf '%s\n' "${big[@]}" | median) vs $(printf '%s\n' "${empty[@]}" | median))"
+  echo "Append cost with 10,000,000 events stored, relative to an empty store (8 clients, time per append): $m_ratio." >>"$OUT.tmp"
+  psql -X -q -d postgres -c "DROP DATABASE everest_bench_big" -c "DROP DATABASE everest_bench_empty" >/dev/null
+fi
+
+if [ -n "$LARGE" ] || [ "$ONLY" = memory ]; then
+  # Backend memory across 1 million single-event appends in one session (one per transaction).
+  mem=$( { echo "SELECT 'before', sum(total_bytes) FROM pg_backend_memory_contexts;"
+           echo '\o /dev/null'
+           awk 'BEGIN { for (i = 1; i <= 1000000; i++)
+                          printf "SELECT everest.append_event(\x27memory-%d\x27, \x27Tick\x27);\n", i % 10000 }'
+           echo '\o'
+           echo "SELECT 'after', sum(total_bytes) FROM pg_backend_memory_contexts;"; } |
+         psql -X -q -t -A -F ' ' -d $DB)
+  b=$(echo "$mem" | awk '$1 == "before" {print $2}'); a=$(echo "$mem" | awk '$1 == "after" {print $2}')
+  growth=$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.2f", (a - b) / 1048576}')
+  echo "backend memory after 1,000,000 appends in one session: grew ${growth} MB ($b -> $a bytes)"
+  echo "Backend memory (pg_backend_memory_contexts) after 1,000,000 appends in one session: grew ${growth} MB." >>"$OUT.tmp"
+fi
 mv "$OUT.tmp" "$OUT"
 echo "table written to bench/$OUT"
