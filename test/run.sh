@@ -21,7 +21,7 @@ log() { printf '\n=== %s\n' "$*"; }
 # --------------------------------------------------------------------------------------------
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+PACKAGES=(make g++ clang libclang-rt-14-dev postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
           libtap-parser-sourcehandler-pgtap-perl libboost-json1.81-dev libgtest-dev libpq-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -88,6 +88,14 @@ if ./test/unit/build.sh >/tmp/everest-unit-build.log 2>&1; then
   add "${up:-0}" "${uf:-0}" "unit"
 else
   cat /tmp/everest-unit-build.log; add 0 1 "unit (build failed)"
+fi
+
+log "fuzz smoke: each libFuzzer target of the core for 10 s"
+if ./test/fuzz/build.sh --run 10 >/tmp/everest-fuzz.log 2>&1; then
+  grep -E '^(fuzzing|Done|stat::number_of_executed_units)' /tmp/everest-fuzz.log
+  add 2 0 "fuzz"
+else
+  tail -40 /tmp/everest-fuzz.log; add 0 1 "fuzz"
 fi
 
 log "pg_regress suites"
