@@ -107,7 +107,7 @@ int64_t		ev_in_flight_lowest(const ev_in_flight *t);
 
 /* Rendering and hashing. */
 bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err);
-uint64_t	ev_handler_lease_key(const char *handler, size_t len);
+uint64_t	ev_lock_key(const char *name, size_t len);	/* handler leases, stream locks */
 
 #ifdef __cplusplus
 }

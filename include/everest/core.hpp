@@ -213,7 +213,8 @@ class InFlightPositions {
 // The notification payload {"position": N}.
 std::string render_notification(std::int64_t position);
 
-// A 64-bit FNV-1a hash of a handler name, the key of its session lease.
-std::uint64_t handler_lease_key(std::string_view handler);
+// A 64-bit FNV-1a hash of a name: the key of a handler's session lease and of a stream's
+// writer lock (src/pg/handlers.c, src/pg/streams.c).
+std::uint64_t lock_key(std::string_view name);
 
 }  // namespace everest

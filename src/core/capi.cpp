@@ -207,8 +207,8 @@ bool ev_render_notification(int64_t position, char* buf, size_t buflen, ev_error
   });
 }
 
-uint64_t ev_handler_lease_key(const char* handler, size_t len) {
-  return handler_lease_key(std::string_view(handler, len));
+uint64_t ev_lock_key(const char* handler, size_t len) {
+  return lock_key(std::string_view(handler, len));
 }
 
 }  // extern "C"

@@ -46,7 +46,6 @@ extern void ev_spi_check(int rc, const char *what);
 
 /* horizon.c */
 extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
-extern bool ev_horizon_available(void);
 extern void ev_require_horizon(void);
 extern void ev_draw_positions(int n, int64 *positions);
 extern int64 ev_safe_position(void);

@@ -237,7 +237,7 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 static void
 ev_lease_tag(LOCKTAG *tag, const char *handler, size_t len)
 {
-	uint64		key = ev_handler_lease_key(handler, len);
+	uint64		key = ev_lock_key(handler, len);
 
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 3);
 }

@@ -195,12 +195,6 @@ ev_horizon_init(void)
 	RegisterSubXactCallback(ev_subxact_callback, NULL);
 }
 
-bool
-ev_horizon_available(void)
-{
-	return ev_shared != NULL;
-}
-
 void
 ev_require_horizon(void)
 {

@@ -35,7 +35,7 @@ void
 ev_lock_stream(const char *stream, size_t len)
 {
 	LOCKTAG		tag;
-	uint64		key = ev_handler_lease_key(stream, len);
+	uint64		key = ev_lock_key(stream, len);
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 4);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);

@@ -418,9 +418,9 @@ TEST(CapiRender, ExactBuffer) {
 }
 
 TEST(CapiHash, LeaseKey) {
-  EXPECT_EQ(ev_handler_lease_key("", 0), 0xcbf29ce484222325ull);
-  EXPECT_EQ(ev_handler_lease_key("a", 1), 0xaf63dc4c8601ec8cull);
-  EXPECT_EQ(ev_handler_lease_key("ab", 1), 0xaf63dc4c8601ec8cull);  // length, not NUL
+  EXPECT_EQ(ev_lock_key("", 0), 0xcbf29ce484222325ull);
+  EXPECT_EQ(ev_lock_key("a", 1), 0xaf63dc4c8601ec8cull);
+  EXPECT_EQ(ev_lock_key("ab", 1), 0xaf63dc4c8601ec8cull);  // length, not NUL
 }
 
 }  // namespace

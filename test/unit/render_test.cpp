@@ -42,21 +42,21 @@ TEST(RenderNotification, FitsAPostgresNotifyPayload) {
 }
 
 TEST(HandlerLeaseKey, Fnv1a64KnownVectors) {
-  EXPECT_EQ(handler_lease_key(""), 0xcbf29ce484222325ull);
-  EXPECT_EQ(handler_lease_key("a"), 0xaf63dc4c8601ec8cull);
-  EXPECT_EQ(handler_lease_key("foobar"), 0x85944171f73967e8ull);
+  EXPECT_EQ(lock_key(""), 0xcbf29ce484222325ull);
+  EXPECT_EQ(lock_key("a"), 0xaf63dc4c8601ec8cull);
+  EXPECT_EQ(lock_key("foobar"), 0x85944171f73967e8ull);
 }
 
 TEST(HandlerLeaseKey, HashesBytesNotCharacters) {
   // Bytes >= 0x80 must be hashed unsigned: FNV-1a of the single byte 0xff.
   std::uint64_t expected = (0xcbf29ce484222325ull ^ 0xffull) * 0x100000001b3ull;
-  EXPECT_EQ(handler_lease_key(std::string(1, '\xff')), expected);
+  EXPECT_EQ(lock_key(std::string(1, '\xff')), expected);
 }
 
 TEST(HandlerLeaseKey, DistinguishesNamesAndEmbeddedNul) {
-  EXPECT_NE(handler_lease_key("projection-a"), handler_lease_key("projection-b"));
-  EXPECT_NE(handler_lease_key(std::string("a\0b", 3)), handler_lease_key("a"));
-  EXPECT_EQ(handler_lease_key("orders"), handler_lease_key(std::string("orders")));
+  EXPECT_NE(lock_key("projection-a"), lock_key("projection-b"));
+  EXPECT_NE(lock_key(std::string("a\0b", 3)), lock_key("a"));
+  EXPECT_EQ(lock_key("orders"), lock_key(std::string("orders")));
 }
 
 }  // namespace
