@@ -45,6 +45,10 @@ include $(PGXS)
 $(PG_OBJS): src/pg/everest_pg.h include/everest/capi.h
 $(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cpp_only.hpp
 
+.PHONY: tools
+tools:
+	./tools/everest-tail/build.sh
+
 .PHONY: unit demo test bench
 bench:
 	./test/run.sh bench $(BENCH_ARGS)

@@ -32,6 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || exit 1
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null || exit 1
 fi
+command -v npm >/dev/null 2>&1 || { $SUDO apt-get update -qq &&
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null; } || exit 1
 PG_BIN=$(pg_config --bindir)
 export PATH="$PG_BIN:$PATH"
 
@@ -41,6 +43,8 @@ export PATH="$PG_BIN:$PATH"
 log "building everest"
 make -s -j2 >/dev/null || { make; exit 1; }
 $SUDO make -s install >/dev/null || exit 1
+log "building everest-tail"
+./tools/everest-tail/build.sh >/tmp/everest-tail-build.log 2>&1 || { cat /tmp/everest-tail-build.log; exit 1; }
 
 # --------------------------------------------------------------------------------------------
 # 3. A throwaway cluster, as an unprivileged user
@@ -119,7 +123,7 @@ tail -3 /tmp/everest-tap.log
 add "$(grep -cE '^\s*ok [0-9]' /tmp/everest-tap.log)" \
     "$(( $(grep -cE '^\s*not ok [0-9]' /tmp/everest-tap.log) + $(grep -q 'Result: PASS' /tmp/everest-tap.log; echo $?) ))" "pgTAP"
 
-log "shell suites (dump and restore, without preloading, stress, crash)"
+log "shell suites (dump and restore, two databases, without preloading, notify, stress, crash, subscribers)"
 for t in test/shell/*.sh; do
   out=/tmp/everest-$(basename "$t" .sh).log
   bash "$t" >"$out" 2>&1

@@ -1,0 +1,388 @@
+#!/usr/bin/env node
+'use strict';
+// An everest subscriber in Node.js with node-postgres ("pg"). It follows the subscriber protocol
+// of everest-tail (tools/everest-tail/everest_tail.cpp):
+//
+//   1. connect; SELECT everest.try_acquire_handler(handler) until true (one process per handler;
+//      the lease ends with the session);
+//   2. LISTEN everest;
+//   3. repeat: BEGIN ISOLATION LEVEL READ COMMITTED; read_handler_events(handler, source, batch);
+//      apply each event; save_handler_position(handler, last position); COMMIT. After an empty
+//      batch, wait for a notification on "everest" or pollMs, whichever comes first;
+//   EV004 on save (someone else moved the checkpoint): roll back, read again. Lost connections:
+//   reconnect with backoff (100 ms doubling to 5 s, reset after a successful round), re-take the
+//   lease, resume from the stored checkpoint.
+//
+// As a library:
+//
+//   const { subscribe } = require('./subscriber');
+//   const sub = subscribe({
+//     connection: { host: '/var/run/postgresql', database: 'app' },  // or a connection string
+//     handler: 'balances',
+//     apply: async (client, event) => {            // runs inside the checkpoint's transaction
+//       await client.query('UPDATE ... WHERE stream = $1', [event.stream]);
+//     },
+//   });
+//   ...
+//   await sub.stop();   // finishes the batch in progress, closes the connection
+//
+// As a command (the same options as everest-tail):
+//
+//   node subscriber.js --handler NAME [--source '$all'] [--batch 500] [--poll-ms 1000]
+//                      [--apply SQL] [--from-start] [--once] [--quiet] [CONNECTION]
+
+const { Client } = require('pg');
+
+const READ_SQL =
+  'SELECT stream, version, position, id, type, data, metadata, ' +
+  "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at " +
+  'FROM everest.read_handler_events($1, $2, $3)';
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+
+// An error the server sent (with an SQLSTATE in .code), as opposed to a client-side one such as
+// ECONNREFUSED or EPIPE (whose .code is an errno name).
+function isServerError(err) {
+  return !!err && typeof err.code === 'string' && typeof err.severity === 'string';
+}
+
+// What to do with an error: 'moved' (EV004), 'retry' (transient: back off, try again) or
+// 'fatal' (retrying cannot help).
+function classify(err, connectionBroken) {
+  if (connectionBroken) return 'retry';
+  const code = err && err.code;
+  if (isServerError(err)) {
+    if (code === 'EV004') return 'moved';
+    if (code === '08P01') return 'fatal';
+    if (/^(08|40|53|57|58)/.test(code) || code === '55P03' || code === '25P03') return 'retry';
+    return 'fatal';
+  }
+  // Network errors (ECONNREFUSED, ENOENT, ECONNRESET, "Connection terminated ...") carry no
+  // SQLSTATE; an error of the caller's own code (a TypeError in apply, say) is marked fatal
+  // where it is caught.
+  return 'retry';
+}
+
+function toEvent(row) {
+  const number = (text) => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n)) throw new Error(`position or version ${text} is beyond 2^53`);
+    return n;
+  };
+  return {
+    stream: row.stream,
+    version: number(row.version),
+    position: number(row.position),
+    id: row.id,
+    type: row.type,
+    data: row.data,
+    metadata: row.metadata,
+    created_at: row.created_at,
+  };
+}
+
+class Subscriber {
+  constructor(options) {
+    if (!options || !options.handler) throw new Error('subscribe: options.handler is required');
+    this.handler = options.handler;
+    this.source = options.source || '$all';
+    this.batchSize = options.batchSize || 500;
+    this.pollMs = options.pollMs || 1000;
+    this.connection = options.connection;
+    this.apply = options.apply || null;          // async (client, event) => void, in the transaction
+    this.onBatch = options.onBatch || null;      // async (events) => void, before COMMIT
+    this.once = !!options.once;
+    this.fromStart = !!options.fromStart;
+    this.log = options.log || ((msg) => console.error(`${new Date().toISOString()} subscriber[${this.handler}]: ${msg}`));
+    this.stopping = false;
+    this.wake = null;        // resolves the current wait for news (notification, connection event)
+    this.stopWake = null;    // resolves the current backoff sleep
+    this.client = null;      // the client in use
+    this.notified = false;
+    this.backoffMs = BACKOFF_MIN_MS;
+  }
+
+  stop() {
+    this.stopping = true;
+    this.poke();
+    if (this.stopWake) this.stopWake();
+    return this.done;
+  }
+
+  // Sleeps for a backoff delay; only stop() cuts it short.
+  sleep(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.stopWake === done) self.stopWake = null;
+        resolve();
+      }
+      this.stopWake = done;
+    });
+  }
+
+  poke() {
+    if (this.wake) this.wake();
+  }
+
+  // Resolves after ms, or earlier on a notification, an error of the connection, or stop().
+  pause(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.wake === done) self.wake = null;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  nextBackoff() {
+    const ms = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+    return ms;
+  }
+
+  async run() {
+    let connectedOnce = false;
+    while (!this.stopping) {
+      const client = new Client(this.connection);
+      const state = { broken: false, error: null };
+      // Events of a client that is no longer ours (it is ending after a failure) wake nothing.
+      const current = () => this.client === client;
+      client.on('error', (err) => { state.broken = true; state.error = err; if (current()) this.poke(); });
+      client.on('end', () => { state.broken = true; if (current()) this.poke(); });
+      client.on('notification', (msg) => {
+        if (msg.channel === 'everest' && current()) { this.notified = true; this.poke(); }
+      });
+      this.client = client;
+      let outcome;
+      let failure = null;
+      let kind = null;
+      try {
+        await client.connect();
+        this.log(connectedOnce ? 'reconnected' : 'connected');
+        connectedOnce = true;
+        outcome = await this.session(client, state);
+        if (outcome === 'lost') failure = state.error || new Error('connection lost');
+      } catch (err) {
+        failure = err;
+      }
+      if (failure !== null) kind = failure.fatal ? 'fatal' : classify(failure, state.broken);   // before end()
+      this.client = null;
+      // Ends the session, and with it the lease (bounded: end() of a half-open client may never
+      // settle).
+      await Promise.race([client.end().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
+      if (outcome === 'done') return;
+      if (failure === null) break;   // stopped
+      const text = `${failure.code ? failure.code + ': ' : ''}${failure.message}`;
+      if (kind === 'fatal') {
+        this.log(`stopping: ${text}`);
+        throw failure;
+      }
+      if (this.stopping) break;
+      const ms = this.nextBackoff();
+      this.log(`${text}; reconnecting in ${ms} ms`);
+      await this.sleep(ms);
+    }
+    this.log('stopped');
+  }
+
+  // One connection's life. Returns 'done' (once, caught up), 'stop', or 'lost'.
+  async session(client, state) {
+    let waiting = false;
+    for (;;) {
+      const { rows } = await client.query('SELECT everest.try_acquire_handler($1) AS ok', [this.handler]);
+      if (rows[0].ok) break;
+      if (!waiting) this.log(`waiting for the lease: another process runs handler "${this.handler}"`);
+      waiting = true;
+      this.backoffMs = BACKOFF_MIN_MS;
+      await this.pause(this.pollMs);
+      if (this.stopping) return 'stop';
+      if (state.broken) return 'lost';
+    }
+    this.log(`lease on handler "${this.handler}" taken`);
+    if (this.fromStart) {
+      await client.query('SELECT everest.reset_handler($1, 0)', [this.handler]);
+      this.fromStart = false;   // once per process, not after every reconnect
+      this.log('fromStart: handler rewound to position 0');
+    }
+    await client.query('LISTEN everest');
+    const { rows } = await client.query('SELECT everest.handler_position($1) AS p', [this.handler]);
+    this.log(`reading ${this.source} after position ${rows[0].p}`);
+
+    while (!this.stopping) {
+      let count;
+      try {
+        count = await this.round(client, state);
+      } catch (err) {
+        const kind = err.fatal ? 'fatal' : classify(err, state.broken);
+        if (kind === 'moved') {
+          this.log('the checkpoint was moved by another process (EV004): rolled back, reading again');
+          continue;
+        }
+        // Shutdowns (57P0x) and connection errors (08xxx) end the session: reconnect.
+        const lost = state.broken || (isServerError(err) && /^(08|57P0)/.test(err.code));
+        if (kind === 'retry' && !lost) {
+          const ms = this.nextBackoff();
+          this.log(`${err.code}: ${err.message}; rolled back, retrying in ${ms} ms`);
+          await this.sleep(ms);
+          continue;
+        }
+        throw err;
+      }
+      this.backoffMs = BACKOFF_MIN_MS;
+      if (count > 0) continue;
+      if (this.once) return 'done';
+      if (!this.notified) await this.pause(this.pollMs);
+      if (state.broken) return 'lost';
+    }
+    return 'stop';
+  }
+
+  // One transaction. Returns how many events it applied.
+  async round(client, state) {
+    this.notified = false;   // the read below sees what they announced
+    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+    try {
+      const { rows } = await client.query({
+        name: 'everest-read-handler-events',
+        text: READ_SQL,
+        values: [this.handler, this.source, this.batchSize],
+      });
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const events = rows.map(toEvent);
+      for (const event of events) {
+        if (!this.apply) continue;
+        try {
+          await this.apply(client, event);
+        } catch (err) {
+          // Not an SQL error (no SQLSTATE) while the connection is fine: a bug in apply.
+          if (!state.broken && !isServerError(err) &&
+              !/Connection terminated|ECONN|EPIPE|ETIMEDOUT/.test(`${err.message} ${err.code}`)) {
+            err.fatal = true;
+          }
+          err.message = `apply failed at position ${event.position}: ${err.message}`;
+          throw err;
+        }
+      }
+      await client.query({
+        name: 'everest-save-handler-position',
+        text: 'SELECT everest.save_handler_position($1, $2)',
+        values: [this.handler, rows[rows.length - 1].position],
+      });
+      if (this.onBatch) await this.onBatch(events);   // e.g. print: at-least-once, before COMMIT
+      await client.query('COMMIT');
+      return rows.length;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  }
+}
+
+// Starts a subscriber. Returns { done, stop }: done settles when it stops (stop(), or once and
+// caught up) and rejects on a fatal error; stop() finishes the batch in progress and returns done.
+function subscribe(options) {
+  const sub = new Subscriber(options);
+  sub.done = sub.run();
+  return { done: sub.done, stop: () => sub.stop(), subscriber: sub };
+}
+
+// ----------------------------------------------------------------------------------------------
+// Command line
+// ----------------------------------------------------------------------------------------------
+
+// CONNECTION: a postgres:// URI, "key=value ..." (host, port, user, password, dbname), or a
+// database name. PGHOST, PGPORT, PGUSER, PGDATABASE apply as usual.
+function parseConnection(arg) {
+  if (!arg) return {};
+  if (arg.includes('://')) return { connectionString: arg };
+  if (!arg.includes('=')) return { database: arg };
+  const config = {};
+  const names = { dbname: 'database', host: 'host', port: 'port', user: 'user', password: 'password' };
+  for (const pair of arg.trim().split(/\s+/)) {
+    const i = pair.indexOf('=');
+    const key = pair.slice(0, i);
+    if (!names[key]) throw new Error(`unsupported connection keyword ${key}`);
+    config[names[key]] = pair.slice(i + 1);
+  }
+  return config;
+}
+
+function usage() {
+  return "usage: node subscriber.js --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]\n" +
+    '                          [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet] [CONNECTION]\n';
+}
+
+function main(argv) {
+  const opts = { source: '$all', batchSize: 500, pollMs: 1000 };
+  let applySql = null;
+  let quiet = false;
+  let connection = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    const int = (lo, hi) => {
+      const v = value();
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`${a} must be an integer from ${lo} to ${hi}`);
+      return n;
+    };
+    if (a === '--handler') opts.handler = value();
+    else if (a === '--source') opts.source = value();
+    else if (a === '--batch') opts.batchSize = int(1, 100000);
+    else if (a === '--poll-ms') opts.pollMs = int(10, 3600000);
+    else if (a === '--apply') applySql = value();
+    else if (a === '--from-start') opts.fromStart = true;
+    else if (a === '--once') opts.once = true;
+    else if (a === '--quiet') quiet = true;
+    else if (a === '-h' || a === '--help') { process.stdout.write(usage()); return; }
+    else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
+    else if (connection === null) connection = a;
+    else throw new Error('only one CONNECTION argument is allowed');
+  }
+  if (!opts.handler) throw new Error('--handler NAME is required');
+  opts.connection = parseConnection(connection);
+  if (applySql) opts.apply = (client, event) => client.query(applySql, [JSON.stringify(event)]);
+  if (!quiet) {
+    opts.onBatch = (events) => new Promise((resolve, reject) => {
+      const text = events.map((e) => JSON.stringify(e) + '\n').join('');
+      process.stdout.write(text, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+  const sub = subscribe(opts);
+  let signals = 0;
+  const onSignal = () => {
+    signals += 1;
+    if (signals > 1) process.exit(1);
+    sub.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  sub.done.then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+}
+
+if (require.main === module) {
+  try {
+    main(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`subscriber: ${err.message}\n${usage()}`);
+    process.exit(2);
+  }
+}
+
+module.exports = { subscribe, Subscriber, parseConnection };

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Two everest-tail processes with one handler name: one runs, the other waits for the lease.
+# After kill -9 of the first, the second takes over from the stored checkpoint: together they
+# print every event, and the events both printed are at most one batch (the one the first was
+# printing when it died, whose checkpoint never committed).
+set -u
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+FAILURES=0
+q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
+is() {  # is DESCRIPTION ACTUAL EXPECTED
+  if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', expected '$3')"; FAILURES=$((FAILURES + 1)); fi
+}
+finish() { exit $((FAILURES > 0)); }
+DB=ev_sub_lease
+TAIL="$ROOT/build/everest-tail"
+WORK=$(mktemp -d /tmp/everest-sub-lease.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.1; done
+}
+lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
+has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
+# The positions printed in a file of JSON lines (the tail prints "position" as a bare number).
+positions() { grep -oE '"position":[0-9]+' "$1" | cut -d: -f2 | sort -n; }
+# The same, sorted as comm wants them.
+positions_text() { grep -oE '"position":[0-9]+' "$1" | cut -d: -f2 | sort; }
+
+if [ ! -x "$TAIL" ] || [ "$ROOT/tools/everest-tail/everest_tail.cpp" -nt "$TAIL" ]; then
+  "$ROOT/tools/everest-tail/build.sh" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; echo "not ok - everest-tail builds"; exit 1; }
+fi
+
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
+  -c "CREATE DATABASE $DB" >/dev/null || exit 1
+q -d $DB -c "CREATE EXTENSION everest" >/dev/null || { echo "not ok - setup"; exit 1; }
+append() {  # append N: N events in N/5 transactions over 5 streams
+  q -d $DB -c "SELECT count(*) FROM generate_series(1, $1) i,
+    LATERAL everest.append_events('order-' || (i % 5), jsonb_build_array(
+      jsonb_build_object('type', 'Placed', 'data', jsonb_build_object('n', i, 'note', E'tab\\there \"quoted\" \\\\ é'))))" >/dev/null
+}
+all_positions() { q -d $DB -c "SELECT position FROM everest.read_all_forward(0, 2147483647) ORDER BY 1"; }
+BATCH=10
+start_tail() {  # start_tail NAME
+  "$TAIL" --handler shared --batch $BATCH --poll-ms 200 "dbname=$DB" >"$WORK/$1.out" 2>"$WORK/$1.err" &
+  PIDS+=("$!")
+  eval "${1}_pid=$!"
+}
+
+append 50
+start_tail a
+wait_for 20 has_lines "$WORK/a.out" 50
+is "the first tail prints the 50 events" "$(lines "$WORK/a.out")" "50"
+start_tail b
+wait_for 20 grep -q "waiting for the lease" "$WORK/b.err"
+is "the second tail logs that it is waiting for the lease" "$(grep -c "waiting for the lease" "$WORK/b.err")" "1"
+append 30
+wait_for 20 has_lines "$WORK/a.out" 80
+is "the first tail prints the next 30 events" "$(lines "$WORK/a.out")" "80"
+is "the waiting tail prints nothing" "$(lines "$WORK/b.out")" "0"
+is "the first tail prints valid JSON equal to the stored events" "$(q -d $DB <<SQL
+CREATE TEMP TABLE printed (line text);
+\copy printed FROM '$WORK/a.out' WITH (FORMAT csv, DELIMITER E'\x01', QUOTE E'\x02')
+SELECT count(*) FILTER (WHERE e.position IS NULL OR p.j IS NULL
+                          OR p.j IS DISTINCT FROM jsonb_build_object('stream', e.stream, 'version', e.version,
+                               'position', e.position, 'id', e.id, 'type', e.type, 'data', e.data,
+                               'metadata', e.metadata, 'created_at', p.j->'created_at')
+                          OR (p.j->>'created_at')::timestamptz <> e.created_at)
+  FROM (SELECT line::jsonb AS j FROM printed) p
+  FULL JOIN everest.read_all_forward(0, 2147483647) e ON e.position = (p.j->>'position')::bigint;
+SQL
+)" "0"
+
+# Kill the first tail while events keep coming, then append some more.
+{ for _ in $(seq 1 40); do append 3; sleep 0.05; done; } &
+appender=$!
+PIDS+=("$appender")
+sleep 0.5
+kill -9 "$a_pid"
+wait "$a_pid" 2>/dev/null
+wait "$appender"
+append 20
+last=$(q -d $DB -c "SELECT max(position) FROM everest.read_all_forward(0, 2147483647)")
+printed_last() { [ "$(positions "$WORK/b.out" | tail -1)" = "$last" ]; }
+wait_for 30 printed_last
+is "the second tail takes the lease" "$(grep -c 'lease on handler "shared" taken' "$WORK/b.err")" "1"
+# Where the second one resumed: the checkpoint the first one committed last. (Reading it here
+# would race with the second one, which may have moved it on already.)
+resume=$(grep -oE 'reading \$all after position [0-9]+' "$WORK/b.err" | grep -oE '[0-9]+$')
+is "the second tail resumes from a checkpoint the first one reached" \
+  "$([ -n "$resume" ] && positions "$WORK/a.out" | grep -qx "$resume" && echo yes)" "yes"
+is "the first tail printed every event up to that checkpoint" \
+  "$(q -d $DB -c "SELECT position FROM everest.read_all_forward(0, 2147483647) WHERE position <= ${resume:-0}" |
+     comm -23 <(sort) <(positions_text "$WORK/a.out") | wc -l)" "0"
+is "the second tail's first event is the first after the checkpoint" "$(positions "$WORK/b.out" | head -1)" \
+  "$(q -d $DB -c "SELECT min(position) FROM everest.read_all_forward(${resume:-0} + 1, 1)")"
+is "the second tail prints the events appended after the kill, up to the last" "$(positions "$WORK/b.out" | tail -1)" "$last"
+positions_text "$WORK/a.out" >"$WORK/a.pos"
+positions_text "$WORK/b.out" >"$WORK/b.pos"
+is "together they printed every event" "$(sort -nu "$WORK/a.pos" "$WORK/b.pos" | cmp -s - <(all_positions) && echo yes)" "yes"
+is "neither printed an event twice" "$(uniq -d "$WORK/a.pos" | wc -l) $(uniq -d "$WORK/b.pos" | wc -l)" "0 0"
+both=$(comm -12 "$WORK/a.pos" "$WORK/b.pos" | wc -l)
+is "the events both printed are at most one batch (at-least-once)" "$([ "$both" -le $BATCH ] && echo yes || echo "no ($both)")" "yes"
+is "the events both printed are after the checkpoint" \
+  "$(comm -12 "$WORK/a.pos" "$WORK/b.pos" | awk -v c="${resume:-0}" '$1 <= c' | wc -l)" "0"
+
+# The survivor stops on SIGTERM with status 0.
+kill -TERM "$b_pid"
+stopped=none
+for _ in $(seq 1 50); do kill -0 "$b_pid" 2>/dev/null || { wait "$b_pid"; stopped=$?; break; }; sleep 0.1; done
+is "the second tail exits 0 on SIGTERM within 5 s" "$stopped" "0"
+if [ "$FAILURES" -gt 0 ]; then for f in a b; do echo "# $f.err:"; tail -8 "$WORK/$f.err" | sed 's/^/# /'; done; fi
+finish
