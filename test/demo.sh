@@ -70,4 +70,18 @@ SQL
 step "Stored events are immutable, for their owner too"
 sql -c "UPDATE everest.events SET data = '{}'"
 
+step "A live subscriber: everest-tail follows \$all from its checkpoint, woken by LISTEN everest"
+TAIL="$ROOT/build/everest-tail"
+[ -x "$TAIL" ] || "$ROOT/tools/everest-tail/build.sh" >/dev/null
+"$TAIL" --handler demo-tail --source '$all' --poll-ms 1000 "dbname=everest_demo" 2>/dev/null &
+tail_pid=$!
+sleep 1
+for amount in 10 20 30; do
+  echo "appending Deposited $amount to account-42 ..."
+  psql -X -q -d everest_demo -c "SELECT everest.append_event('account-42', 'Deposited', '{\"amount\": $amount}')" >/dev/null
+  sleep 0.5
+done
+kill "$tail_pid"; wait "$tail_pid" 2>/dev/null
+sql -c "SELECT everest.handler_position('demo-tail')"
+
 printf '\nDone: the cluster is removed on exit. See README.md for the full reference.\n'
