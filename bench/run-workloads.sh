@@ -100,8 +100,16 @@ if [ -z "$ONLY" ] || [ "$ONLY" = catchup ]; then
   psql -X -q -d $DB -c "CALL everest_bench_catchup('bench-catchup')" >/dev/null
   end=$(date +%s.%N)
   rate=$(awk -v n="$total" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
-  echo "subscriber catch-up: $total events at $rate events/s (batches of 500, checkpoint per batch)"
-  echo "Subscriber catch-up: $total events at $rate events/s, batches of 500 from \$all, each applied and checkpointed in its own transaction (bench/catchup.sql)." >>"$OUT.tmp"
+  echo "subscriber catch-up in the server: $total events at $rate events/s (batches of 500, checkpoint per batch)"
+  echo "Subscriber catch-up inside the server: $total events at $rate events/s, batches of 500 from \$all, each applied (a counter row) and checkpointed in its own transaction (bench/catchup.sql)." >>"$OUT.tmp"
+  if [ -x ../build/everest-tail ]; then
+    start=$(date +%s.%N)
+    ../build/everest-tail --handler bench-tail --source '$all' --once --from-start --batch 500 "dbname=$DB" >/dev/null 2>&1
+    end=$(date +%s.%N)
+    rate=$(awk -v n="$total" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
+    echo "subscriber catch-up with everest-tail: $rate events/s"
+    echo "Subscriber catch-up over the wire, build/everest-tail printing every event as JSON (to /dev/null), batches of 500 with a checkpoint each: $rate events/s." >>"$OUT.tmp"
+  fi
 fi
 
 if [ -n "$LARGE" ] || [ "$ONLY" = store_size ]; then

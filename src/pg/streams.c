@@ -101,9 +101,11 @@ ev_stream_state(const char *stream, size_t len, bool for_write, int64 *version, 
 	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	const EvCatalog *cat = ev_catalog();
 
-	*tombstoned = ev_index_probe(cat->tombstones, cat->tombstones_pkey, name, ForwardScanDirection,
-								 snapshot, InvalidAttrNumber, NULL);
 	*version = ev_last_version(name, snapshot);
+	/* A tombstoned stream has no events: only a stream without events needs the probe. */
+	*tombstoned = *version < 0 &&
+		ev_index_probe(cat->tombstones, cat->tombstones_pkey, name, ForwardScanDirection,
+					   snapshot, InvalidAttrNumber, NULL);
 	UnregisterSnapshot(snapshot);
 	if (!for_write || !IsolationUsesXactSnapshot())
 		return;
