@@ -10,12 +10,18 @@
  */
 #include "everest_pg.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
 #include "funcapi.h"
 #include "port.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 /* What the glue keeps of each event beside the core's view of it. */
@@ -26,7 +32,7 @@ typedef struct EvPayload
 	bool		metadata_null;
 } EvPayload;
 
-static SPIPlanPtr plan_find_ids, plan_insert_event, plan_insert_batch;
+static SPIPlanPtr plan_find_ids;
 
 /* Looks up the batch's client ids; when any is stored, decides the retry or raises EV003. */
 static bool
@@ -78,96 +84,66 @@ ev_idempotent_retry(const char *stream, size_t len, ev_batch *batch, int64 expec
 }
 
 /*
- * Inserts the batch: one event with a VALUES plan, several with one INSERT over unnest()ed
- * arrays, so a batch of 100 costs one executor run, not 100.
+ * Inserts the batch straight into everest.events and its indexes, as the executor's INSERT
+ * would (heap insert, then every index with its unique checks), without planning or starting an
+ * executor per append. A concurrent insert of the same id makes the unique check raise 23505,
+ * which becomes EV003 here.
  */
 static void
 ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayload *payloads,
 				 int64 first_version, const int64 *positions)
 {
 	size_t		n = ev_batch_size(batch);
-	Datum	   *ids = palloc(n * sizeof(Datum));
-	Datum	   *types = palloc(n * sizeof(Datum));
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	SPIPlanPtr	plan;
 	MemoryContext caller = CurrentMemoryContext;
+	Relation	rel = table_open(ev_catalog()->events, RowExclusiveLock);
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+	Datum		stream_text = PointerGetDatum(cstring_to_text_with_len(stream, len));
+	Datum		created_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	CommandId	cid = GetCurrentCommandId(true);
 
-	for (size_t i = 0; i < n; i++)
-	{
-		pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
-		size_t		type_len;
-		const char *type = ev_batch_type(batch, i, &type_len);
-
-		if (!ev_batch_id(batch, i, id->data))
-		{
-			uint8		random[UUID_LEN];
-
-			if (!pg_strong_random(random, UUID_LEN))
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not generate random values for an event id")));
-			ev_make_uuid_v4(random, id->data);
-		}
-		ids[i] = UUIDPGetDatum(id);
-		types[i] = PointerGetDatum(cstring_to_text_with_len(type, type_len));
-	}
-	args[1] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-	args[2] = Int64GetDatum(first_version);
-	if (n == 1)
-	{
-		Oid			argtypes[7] = {INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID};
-
-		plan = ev_prepare(&plan_insert_event,
-						  "INSERT INTO everest.events (position, stream, version, id, type, data, metadata) "
-						  "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-						  7, argtypes);
-		args[0] = Int64GetDatum(positions[0]);
-		args[3] = ids[0];
-		args[4] = types[0];
-		args[5] = payloads[0].data;
-		args[6] = payloads[0].metadata;
-		nulls[6] = payloads[0].metadata_null ? 'n' : ' ';
-	}
-	else
-	{
-		Oid			argtypes[7] = {INT8ARRAYOID, TEXTOID, INT8OID, UUIDARRAYOID, TEXTARRAYOID,
-		JSONBARRAYOID, JSONBARRAYOID};
-		Datum	   *position_d = palloc(n * sizeof(Datum));
-		Datum	   *data_d = palloc(n * sizeof(Datum));
-		Datum	   *metadata_d = palloc(n * sizeof(Datum));
-		bool	   *metadata_n = palloc(n * sizeof(bool));
-		int			dims[1] = {(int) n};
-		int			lbs[1] = {1};
-
-		plan = ev_prepare(&plan_insert_batch,
-						  "INSERT INTO everest.events (position, stream, version, id, type, data, metadata) "
-						  "SELECT e.position, $2, $3 OPERATOR(pg_catalog.+) e.n OPERATOR(pg_catalog.-) 1, "
-						  "e.id, e.type, e.data, e.metadata "
-						  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($4), pg_catalog.unnest($5), "
-						  "pg_catalog.unnest($6), pg_catalog.unnest($7)) WITH ORDINALITY "
-						  "AS e(position, id, type, data, metadata, n)",
-						  7, argtypes);
-		for (size_t i = 0; i < n; i++)
-		{
-			position_d[i] = Int64GetDatum(positions[i]);
-			data_d[i] = payloads[i].data;
-			metadata_d[i] = payloads[i].metadata;
-			metadata_n[i] = payloads[i].metadata_null;
-		}
-		args[0] = PointerGetDatum(construct_array(position_d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[3] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-		args[4] = PointerGetDatum(construct_array(types, n, TEXTOID, -1, false, TYPALIGN_INT));
-		args[5] = PointerGetDatum(construct_array(data_d, n, JSONBOID, -1, false, TYPALIGN_INT));
-		args[6] = PointerGetDatum(construct_md_array(metadata_d, metadata_n, 1, dims, lbs, JSONBOID,
-													 -1, false, TYPALIGN_INT));
-	}
+	Assert(RelationGetDescr(rel)->natts == 8);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
 
 	PG_TRY();
 	{
-		int			rc = SPI_execute_plan(plan, args, nulls, false, 0);
+		for (size_t i = 0; i < n; i++)
+		{
+			pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+			size_t		type_len;
+			const char *type = ev_batch_type(batch, i, &type_len);
 
-		ev_spi_check(rc, "inserting events");
+			if (!ev_batch_id(batch, i, id->data))
+			{
+				uint8		random[UUID_LEN];
+
+				if (!pg_strong_random(random, UUID_LEN))
+					ereport(ERROR,
+							(errcode(ERRCODE_INTERNAL_ERROR),
+							 errmsg("could not generate random values for an event id")));
+				ev_make_uuid_v4(random, id->data);
+			}
+			/* The columns of everest.events, in order (sql/everest--0.1.0.sql). */
+			ExecClearTuple(slot);
+			memset(slot->tts_isnull, 0, 8 * sizeof(bool));
+			slot->tts_values[0] = Int64GetDatum(positions[i]);
+			slot->tts_values[1] = stream_text;
+			slot->tts_values[2] = Int64GetDatum(first_version + (int64) i);
+			slot->tts_values[3] = UUIDPGetDatum(id);
+			slot->tts_values[4] = PointerGetDatum(cstring_to_text_with_len(type, type_len));
+			slot->tts_values[5] = payloads[i].data;
+			slot->tts_values[6] = payloads[i].metadata;
+			slot->tts_isnull[6] = payloads[i].metadata_null;
+			slot->tts_values[7] = created_at;
+			ExecStoreVirtualTuple(slot);
+
+			table_tuple_insert(rel, slot, cid, 0, NULL);
+			(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			ResetPerTupleExprContext(estate);
+		}
 	}
 	PG_CATCH();
 	{
@@ -190,6 +166,12 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();	/* later reads in this transaction see the events */
 }
 
 /* The common path of append_events and append_event. */
