@@ -1,5 +1,6 @@
 # Helpers for the shell suites (sourced). Each check prints "ok - ..." or "not ok - ...";
 # test/run.sh counts those lines. PGHOST, PGPORT and PGUSER point at the preloaded cluster.
+ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 FAILURES=0
 q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
 is() {  # is DESCRIPTION ACTUAL EXPECTED
@@ -13,3 +14,18 @@ sqlstate_of() {  # sqlstate_of DB SQL
 }
 fresh_db() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
 finish() { exit $((FAILURES > 0)); }
+# wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.1; done
+}
+# need_tail LOGDIR: sets TAIL to build/everest-tail, building it when missing or stale.
+need_tail() {
+  TAIL="$ROOT/build/everest-tail"
+  if [ ! -x "$TAIL" ] || [ "$ROOT/tools/everest-tail/everest_tail.cpp" -nt "$TAIL" ]; then
+    "$ROOT/tools/everest-tail/build.sh" >"$1/build.log" 2>&1 ||
+      { cat "$1/build.log"; echo "not ok - everest-tail builds"; exit 1; }
+  fi
+}
+lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
+has_lines() { [ "$(lines "$1")" -ge "$2" ]; }

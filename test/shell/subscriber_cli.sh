@@ -4,14 +4,8 @@
 # EV004 from a checkpoint moved by someone else, notifications, SIGTERM and usage errors.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FAILURES=0
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-is() {  # is DESCRIPTION ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', expected '$3')"; FAILURES=$((FAILURES + 1)); fi
-}
-finish() { exit $((FAILURES > 0)); }
+source "$ROOT/test/shell/lib.bash"
 DB=ev_sub_cli
-TAIL="$ROOT/build/everest-tail"
 WORK=$(mktemp -d /tmp/everest-sub-cli.XXXXXX)
 PIDS=()
 cleanup() {
@@ -26,8 +20,6 @@ wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds; false on ti
   local deadline=$((SECONDS + $1)); shift
   until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.05; done
 }
-lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
-has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
 # tail_once HANDLER [OPTIONS...]: runs everest-tail --once (20 s at most); stdout in
 # $WORK/out, stderr in $WORK/err; prints the exit status.
 tail_once() {
@@ -41,9 +33,7 @@ sleeping() {
 }
 field() { grep -oE "\"$1\":(\"[^\"]*\"|[0-9]+)" "$WORK/out" | cut -d: -f2- | tr -d '"' | paste -sd, -; }
 
-if [ ! -x "$TAIL" ] || [ "$ROOT/tools/everest-tail/everest_tail.cpp" -nt "$TAIL" ]; then
-  "$ROOT/tools/everest-tail/build.sh" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; echo "not ok - everest-tail builds"; exit 1; }
-fi
+need_tail "$WORK"
 
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
   -c "CREATE DATABASE $DB" >/dev/null || exit 1

@@ -5,14 +5,8 @@
 # printing when it died, whose checkpoint never committed).
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FAILURES=0
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-is() {  # is DESCRIPTION ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', expected '$3')"; FAILURES=$((FAILURES + 1)); fi
-}
-finish() { exit $((FAILURES > 0)); }
+source "$ROOT/test/shell/lib.bash"
 DB=ev_sub_lease
-TAIL="$ROOT/build/everest-tail"
 WORK=$(mktemp -d /tmp/everest-sub-lease.XXXXXX)
 PIDS=()
 cleanup() {
@@ -23,20 +17,12 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.1; done
-}
-lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
-has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
 # The positions printed in a file of JSON lines (the tail prints "position" as a bare number).
 positions() { grep -oE '"position":[0-9]+' "$1" | cut -d: -f2 | sort -n; }
 # The same, sorted as comm wants them.
 positions_text() { grep -oE '"position":[0-9]+' "$1" | cut -d: -f2 | sort; }
 
-if [ ! -x "$TAIL" ] || [ "$ROOT/tools/everest-tail/everest_tail.cpp" -nt "$TAIL" ]; then
-  "$ROOT/tools/everest-tail/build.sh" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; echo "not ok - everest-tail builds"; exit 1; }
-fi
+need_tail "$WORK"
 
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
   -c "CREATE DATABASE $DB" >/dev/null || exit 1

@@ -5,12 +5,7 @@
 # equals a recomputation from the events.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FAILURES=0
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-is() {  # is DESCRIPTION ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', expected '$3')"; FAILURES=$((FAILURES + 1)); fi
-}
-finish() { exit $((FAILURES > 0)); }
+source "$ROOT/test/shell/lib.bash"
 DB=ev_sub_node
 EXAMPLE="$ROOT/examples/node"
 WORK=$(mktemp -d /tmp/everest-sub-node.XXXXXX)
@@ -24,10 +19,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.1; done
-}
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "ok - node subscriber # SKIP node and npm are not installed"

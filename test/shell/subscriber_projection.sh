@@ -5,14 +5,8 @@
 # equal a recomputation from the events: nothing applied twice, nothing skipped.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FAILURES=0
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-is() {  # is DESCRIPTION ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', expected '$3')"; FAILURES=$((FAILURES + 1)); fi
-}
-finish() { exit $((FAILURES > 0)); }
+source "$ROOT/test/shell/lib.bash"
 DB=ev_sub_projection
-TAIL="$ROOT/build/everest-tail"
 WORK=$(mktemp -d /tmp/everest-sub-projection.XXXXXX)
 PIDS=()
 cleanup() {
@@ -23,15 +17,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-# wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout.
-wait_for() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.1; done
-}
 
-if [ ! -x "$TAIL" ] || [ "$ROOT/tools/everest-tail/everest_tail.cpp" -nt "$TAIL" ]; then
-  "$ROOT/tools/everest-tail/build.sh" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; echo "not ok - everest-tail builds"; exit 1; }
-fi
+need_tail "$WORK"
 
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
   -c "CREATE DATABASE $DB" >/dev/null || exit 1

@@ -6,14 +6,8 @@
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/cluster.sh"
-FAILURES=0
-q() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-is() {  # is DESCRIPTION ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', expected '$3')"; FAILURES=$((FAILURES + 1)); fi
-}
-finish() { exit $((FAILURES > 0)); }
+source "$ROOT/test/shell/lib.bash"
 DB=ev_sub_restart
-TAIL="$ROOT/build/everest-tail"
 WORK=$(mktemp -d /tmp/everest-sub-restart.XXXXXX)
 PIDS=()
 cleanup() {
@@ -29,14 +23,8 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "# kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
-wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.1; done
-}
 
-if [ ! -x "$TAIL" ] || [ "$ROOT/tools/everest-tail/everest_tail.cpp" -nt "$TAIL" ]; then
-  "$ROOT/tools/everest-tail/build.sh" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; echo "not ok - everest-tail builds"; exit 1; }
-fi
+need_tail "$WORK"
 
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
   -c "CREATE DATABASE $DB" >/dev/null || exit 1
