@@ -57,6 +57,7 @@ ev_idempotent_retry(const char *stream, size_t len, ev_batch *batch, int64 expec
 	}
 	args[0] = PointerGetDatum(construct_array(ids, nids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 	args[1] = PointerGetDatum(cstring_to_text_with_len(stream, len));
+	SPI_connect();
 	rc = SPI_execute_plan(ev_prepare(&plan_find_ids,
 									 "SELECT id, stream OPERATOR(pg_catalog.=) $2, version, position "
 									 "FROM everest.events WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
@@ -64,7 +65,10 @@ ev_idempotent_retry(const char *stream, size_t len, ev_batch *batch, int64 expec
 						  args, NULL, false, 0);
 	ev_spi_check(rc, "looking up event ids");
 	if (SPI_processed == 0)
+	{
+		SPI_finish();
 		return false;
+	}
 
 	stored = palloc(SPI_processed * sizeof(ev_stored_event));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -80,6 +84,7 @@ ev_idempotent_retry(const char *stream, size_t len, ev_batch *batch, int64 expec
 	}
 	ev_check(ev_match_idempotent_retry(stream, len, batch, expected, stored, SPI_processed,
 									   result, &err), &err);
+	SPI_finish();
 	return true;
 }
 
@@ -187,7 +192,6 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 	int64	   *positions;
 
 	ev_require_horizon();
-	SPI_connect();
 	ev_lock_stream(stream, len);
 	ev_stream_state(stream, len, true, &version, &tombstoned);
 	if (tombstoned)
@@ -198,17 +202,12 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 
 	if (ev_batch_has_client_ids(batch) &&
 		ev_idempotent_retry(stream, len, batch, expected, &result))
-	{
-		SPI_finish();
 		return result;
-	}
 	ev_check(ev_check_expected_version(stream, len, expected, version, &err), &err);
 
 	positions = palloc(n * sizeof(int64));
 	ev_draw_positions((int) n, positions);
 	ev_insert_events(stream, len, batch, payloads, version + 1, positions);
-
-	SPI_finish();
 
 	result.first_version = version + 1;
 	result.last_version = version + (int64) n;

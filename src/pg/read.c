@@ -316,9 +316,7 @@ everest_stream_version(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" has positions, not a version", stream),
 				 errhint("Use everest.safe_position() for the end of $all.")));
-	SPI_connect();
 	ev_stream_state(stream, len, false, &version, &tombstoned);
-	SPI_finish();
 	if (tombstoned)
 		version = -1;
 	PG_RETURN_INT64(version);
