@@ -5,7 +5,7 @@ CREATE SCHEMA baseline;
 CREATE SEQUENCE baseline.position_seq;
 CREATE TABLE baseline.events (
     position   bigint      PRIMARY KEY,
-    stream     text        NOT NULL,
+    stream     text        COLLATE "C" NOT NULL,
     version    bigint      NOT NULL,
     id         uuid        NOT NULL UNIQUE,
     type       text        NOT NULL,

@@ -13,13 +13,13 @@ CREATE SEQUENCE everest.position_seq AS bigint MINVALUE 1 NO CYCLE;
 -- Streams retired by delete_stream(..., tombstone => true). A stream has no other row: its
 -- version is its last event's, and writers queue on a lock in memory (src/pg/streams.c).
 CREATE TABLE everest.tombstones (
-    stream     text        PRIMARY KEY,
+    stream     text        COLLATE "C" PRIMARY KEY,
     deleted_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
 CREATE TABLE everest.events (
     position   bigint      PRIMARY KEY,
-    stream     text        NOT NULL,
+    stream     text        COLLATE "C" NOT NULL,  -- names compare byte by byte
     version    bigint      NOT NULL,
     id         uuid        NOT NULL,
     type       text        NOT NULL,
@@ -34,7 +34,7 @@ CREATE INDEX events_category_position
     ON everest.events (pg_catalog.split_part(stream, '-', 1), position);
 
 CREATE TABLE everest.handlers (
-    handler    text        PRIMARY KEY,
+    handler    text        COLLATE "C" PRIMARY KEY,
     position   bigint      NOT NULL DEFAULT 0,
     state      jsonb,
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()

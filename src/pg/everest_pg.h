@@ -42,6 +42,8 @@ extern char *ev_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, s
 extern void ev_require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 extern int64 ev_max_count_arg(FunctionCallInfo fcinfo, int argno);
 extern SPIPlanPtr ev_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr ev_prepare_opts(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+								  int options);
 extern void ev_spi_check(int rc, const char *what);
 
 /* horizon.c */

@@ -143,14 +143,15 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 				Oid			types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
 
 				plan = forward
-					? ev_prepare(&plan_cat_fwd, "SELECT " EV_EVENT_COLUMNS
+					? ev_prepare_opts(&plan_cat_fwd, "SELECT " EV_EVENT_COLUMNS
 								 "WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 "
 								 "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
-								 "ORDER BY position LIMIT $4", 4, types)
-					: ev_prepare(&plan_cat_bwd, "SELECT " EV_EVENT_COLUMNS
+								 "ORDER BY position LIMIT $4", 4, types, CURSOR_OPT_CUSTOM_PLAN)
+					: ev_prepare_opts(&plan_cat_bwd, "SELECT " EV_EVENT_COLUMNS
 								 "WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 "
 								 "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
-								 "ORDER BY position DESC LIMIT $4", 4, types);
+								 "ORDER BY position DESC LIMIT $4", 4, types, CURSOR_OPT_CUSTOM_PLAN);
+				/* a custom plan: how rare the category is decides between its index and $all's */
 				args[0] = PointerGetDatum(cstring_to_text_with_len(category, category_len));
 				args[1] = Int64GetDatum(forward ? from : 0);
 				args[2] = Int64GetDatum(upto);

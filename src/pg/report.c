@@ -71,9 +71,16 @@ ev_max_count_arg(FunctionCallInfo fcinfo, int argno)
 SPIPlanPtr
 ev_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
+	return ev_prepare_opts(cache, sql, nargs, argtypes, 0);
+}
+
+/* The same with planner options: CURSOR_OPT_CUSTOM_PLAN where values decide the index. */
+SPIPlanPtr
+ev_prepare_opts(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, int options)
+{
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);
 
 		if (plan == NULL)
 			elog(ERROR, "everest: SPI_prepare failed for \"%s\": %s", sql,
