@@ -22,12 +22,15 @@ SELECT pg_temp.err($$SELECT everest.append_event('order-9', 'X', expected_versio
 -- what was stored (ids and times vary, so not shown)
 SELECT stream, version, position, type, data, metadata FROM everest.read_all_forward();
 SELECT everest.stream_version('order-1'), everest.stream_version('order-2'), everest.stream_version('order-9');
--- given ids are kept; absent ids are generated, version 4 UUIDs
+-- given ids are kept; absent ids are generated, version 7 (time-ordered) UUIDs
 SELECT * FROM everest.append_events('order-3',
   '[{"type": "Placed", "id": "11111111-1111-4111-8111-111111111111"},
     {"type": "Paid", "id": "22222222-2222-4222-8222-222222222222"}]', -1);
 SELECT version, id FROM everest.read_stream_forward('order-3');
-SELECT count(*) AS v4_ids FROM everest.read_all_forward() WHERE substr(id::text, 15, 1) = '4';
+SELECT substr(id::text, 15, 1) AS uuid_version, count(*) FROM everest.read_all_forward() GROUP BY 1 ORDER BY 1;
+SELECT bool_and(abs(('x' || substr(replace(id::text, '-', ''), 1, 12))::bit(48)::bigint
+                    - (extract(epoch FROM now()) * 1000)::bigint) < 600000) AS starts_with_the_time
+  FROM everest.read_all_forward() WHERE substr(id::text, 15, 1) = '7';
 -- idempotent retry: same ids, same order, right after the expected version: same result, no write
 SELECT * FROM everest.append_events('order-3',
   '[{"type": "Placed", "id": "11111111-1111-4111-8111-111111111111"},

@@ -73,6 +73,7 @@ bool		ev_batch_has_client_ids(const ev_batch *batch);
 
 /* UUIDs. */
 void		ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]);
+void		ev_make_uuid_v7(uint64_t unix_ms, const uint8_t random_bytes[16], uint8_t out[16]);
 
 /* Idempotent retries: `stored` holds what the store has under the batch's ids. */
 typedef struct ev_stored_event

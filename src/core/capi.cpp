@@ -155,6 +155,13 @@ void ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]) {
   std::memcpy(out, v4.data(), 16);
 }
 
+void ev_make_uuid_v7(uint64_t unix_ms, const uint8_t random_bytes[16], uint8_t out[16]) {
+  Uuid in;
+  std::memcpy(in.data(), random_bytes, 16);
+  Uuid v7 = make_uuid_v7(unix_ms, in);
+  std::memcpy(out, v7.data(), 16);
+}
+
 bool ev_match_idempotent_retry(const char* stream, size_t len, const ev_batch* batch,
                                int64_t expected, const ev_stored_event* stored, size_t n_stored,
                                ev_append_result* out, ev_error* err) {

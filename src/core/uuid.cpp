@@ -66,4 +66,12 @@ Uuid make_uuid_v4(const Uuid& random_bytes) {
   return out;
 }
 
+Uuid make_uuid_v7(std::uint64_t unix_ms, const Uuid& random_bytes) {
+  Uuid out = random_bytes;
+  for (int i = 0; i < 6; i++) out[i] = static_cast<std::uint8_t>(unix_ms >> (8 * (5 - i)));
+  out[6] = static_cast<std::uint8_t>((out[6] & 0x0f) | 0x70);  // version 7
+  out[8] = static_cast<std::uint8_t>((out[8] & 0x3f) | 0x80);  // RFC 9562 variant
+  return out;
+}
+
 }  // namespace everest

@@ -107,6 +107,9 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 	Datum		stream_text = PointerGetDatum(cstring_to_text_with_len(stream, len));
 	Datum		created_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	CommandId	cid = GetCurrentCommandId(true);
+	/* Unix time in ms for generated (version 7) ids: PostgreSQL counts from 2000-01-01. */
+	uint64		unix_ms = (uint64) (GetCurrentTimestamp() / 1000 +
+									(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
 
 	Assert(RelationGetDescr(rel)->natts == 8);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
@@ -129,7 +132,7 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 					ereport(ERROR,
 							(errcode(ERRCODE_INTERNAL_ERROR),
 							 errmsg("could not generate random values for an event id")));
-				ev_make_uuid_v4(random, id->data);
+				ev_make_uuid_v7(unix_ms, random, id->data);
 			}
 			/* The columns of everest.events, in order (sql/everest--0.1.0.sql). */
 			ExecClearTuple(slot);

@@ -220,5 +220,23 @@ TEST(MakeUuidV4, IsIdempotent) {
   EXPECT_EQ(make_uuid_v4(once), once);
 }
 
+// --- make_uuid_v7 --------------------------------------------------------------------------
+
+TEST(MakeUuidV7, TimeFirstThenVersionAndVariant) {
+  Uuid zeros{};
+  // 2026-11-26T00:00:00Z = 1795651200000 ms = 0x01a21526e400
+  EXPECT_EQ(format_uuid(make_uuid_v7(1795651200000ull, zeros)), "01a21526-e400-7000-8000-000000000000");
+  Uuid ones;
+  ones.fill(0xff);
+  EXPECT_EQ(format_uuid(make_uuid_v7(0, ones)), "00000000-0000-7fff-bfff-ffffffffffff");
+}
+
+TEST(MakeUuidV7, LaterTimesSortAfterEarlierOnes) {
+  Uuid high, low;
+  high.fill(0xff);
+  low.fill(0x00);
+  EXPECT_LT(make_uuid_v7(1000, high), make_uuid_v7(1001, low));
+}
+
 }  // namespace
 }  // namespace everest
