@@ -52,7 +52,7 @@ typedef struct EvNotifyShared
 static EvNotifyShared *ev_notify = NULL;
 
 bool		ev_notify_enabled = true;
-int			ev_notify_min_interval_ms = 5;
+int			ev_notify_min_interval_ms = 10;
 
 /* This backend's notifier slot, remembered between appends. */
 static int	ev_my_notifier = -1;
@@ -86,7 +86,7 @@ ev_notify_define_settings(void)
 	DefineCustomIntVariable("everest.notify_min_interval_ms",
 							"Shortest pause between two notifications of one database.",
 							"Appends committed meanwhile are announced together by the next one.",
-							&ev_notify_min_interval_ms, 5, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							&ev_notify_min_interval_ms, 10, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 
