@@ -72,6 +72,8 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 	SPIPlanPtr	plan;
 	int64		upto = PG_INT64_MAX;
 
+	if (kind != EV_STREAM_REGULAR)
+		ev_require_horizon();
 	InitMaterializedSRF(fcinfo, 0);
 	if (max_count == 0)
 		return;
@@ -179,7 +181,6 @@ ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 				 errmsg("version must be -1 (the last event) or >= 0, got " INT64_FORMAT, at)));
 	if (kind != EV_STREAM_REGULAR)
 	{
-		ev_require_horizon();
 		/* $all or a category: the last event at or below `at`, if it is exactly `at`. */
 		ev_read_into(fcinfo, kind, stream, len, category, category_len, at, false, 1);
 		if (at >= 0)
@@ -229,6 +230,22 @@ everest_read_event(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* A read's start: >= 0 forward; -1 (the end) or >= 0 backward; NULL is 22004. */
+static int64
+ev_start_arg(FunctionCallInfo fcinfo, int argno, const char *name, bool forward)
+{
+	int64		from;
+
+	ev_require_arg(fcinfo, argno, name);
+	from = PG_GETARG_INT64(argno);
+	if (forward ? from < 0 : from < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 forward ? errmsg("%s must be >= 0, got " INT64_FORMAT, name, from)
+				 : errmsg("%s must be -1 (the end) or >= 0, got " INT64_FORMAT, name, from)));
+	return from;
+}
+
 static Datum
 ev_read_stream(FunctionCallInfo fcinfo, bool forward)
 {
@@ -237,19 +254,9 @@ ev_read_stream(FunctionCallInfo fcinfo, bool forward)
 	const char *category;
 	size_t		category_len;
 	ev_stream_kind kind = ev_classify_read(stream, len, &category, &category_len);
-	int64		from;
-	int64		max_count;
+	int64		from = ev_start_arg(fcinfo, 1, "from_version", forward);
+	int64		max_count = ev_max_count_arg(fcinfo, 2);
 
-	ev_require_arg(fcinfo, 1, forward ? "from_version" : "from_version");
-	from = PG_GETARG_INT64(1);
-	max_count = ev_max_count_arg(fcinfo, 2);
-	if (forward ? from < 0 : from < -1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg(forward ? "from_version must be >= 0, got " INT64_FORMAT
-						: "from_version must be -1 (the end) or >= 0, got " INT64_FORMAT, from)));
-	if (kind != EV_STREAM_REGULAR)
-		ev_require_horizon();
 	ev_read_into(fcinfo, kind, stream, len, category, category_len, from, forward, max_count);
 	return (Datum) 0;
 }
@@ -271,18 +278,9 @@ everest_read_stream_backward(PG_FUNCTION_ARGS)
 static Datum
 ev_read_all(FunctionCallInfo fcinfo, bool forward)
 {
-	int64		from;
-	int64		max_count;
+	int64		from = ev_start_arg(fcinfo, 0, "from_position", forward);
+	int64		max_count = ev_max_count_arg(fcinfo, 1);
 
-	ev_require_arg(fcinfo, 0, "from_position");
-	from = PG_GETARG_INT64(0);
-	max_count = ev_max_count_arg(fcinfo, 1);
-	if (forward ? from < 0 : from < -1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg(forward ? "from_position must be >= 0, got " INT64_FORMAT
-						: "from_position must be -1 (the end) or >= 0, got " INT64_FORMAT, from)));
-	ev_require_horizon();
 	ev_read_into(fcinfo, EV_STREAM_ALL, NULL, 0, NULL, 0, from, forward, max_count);
 	return (Datum) 0;
 }

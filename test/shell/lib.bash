@@ -29,3 +29,18 @@ need_tail() {
 }
 lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
 has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
+# projection_checks DB: the balances projection in DB (tables applied and balances, fed by a
+# subscriber) applied every event of $all exactly once and equals a recomputation from them.
+projection_checks() {
+  is "no event was applied twice" "$(q -d "$1" -c "SELECT count(*) - count(DISTINCT position) FROM applied")" "0"
+  is "no event was missed" "$(q -d "$1" -c "
+    SELECT count(*) FROM everest.read_all_forward(0, 2147483647) e
+      FULL JOIN applied a USING (position) WHERE e.position IS NULL OR a.position IS NULL")" "0"
+  is "the balances equal a recomputation from the events" "$(q -d "$1" -c "
+    SELECT count(*) FROM (
+      SELECT stream, sum(CASE type WHEN 'Deposited' THEN 1 ELSE -1 END * (data->>'amount')::bigint) AS balance,
+             count(*) AS events
+        FROM everest.read_all_forward(0, 2147483647) GROUP BY stream) r
+    FULL JOIN balances b USING (stream)
+    WHERE r.balance IS DISTINCT FROM b.balance OR r.events IS DISTINCT FROM b.events")" "0"
+}

@@ -98,17 +98,7 @@ is "the same tail process catches up with the last event" "$(pos)" "$last"
 is "the tail is still running" "$(kill -0 "$tail_pid" 2>/dev/null && echo yes)" "yes"
 is "it reconnected after each restart" \
   "$([ "$(grep -c 'reconnected to database' "$WORK/tail.err")" -ge 2 ] && echo yes || echo no)" "yes"
-is "no event was applied twice" "$(q -d $DB -c "SELECT count(*) - count(DISTINCT position) FROM applied")" "0"
-is "no event was missed" "$(q -d $DB -c "
-  SELECT count(*) FROM everest.read_all_forward(0, 2147483647) e
-    FULL JOIN applied a USING (position) WHERE e.position IS NULL OR a.position IS NULL")" "0"
-is "the balances equal a recomputation from the events" "$(q -d $DB -c "
-  SELECT count(*) FROM (
-    SELECT stream, sum(CASE type WHEN 'Deposited' THEN 1 ELSE -1 END * (data->>'amount')::bigint) AS balance,
-           count(*) AS events
-      FROM everest.read_all_forward(0, 2147483647) GROUP BY stream) r
-  FULL JOIN balances b USING (stream)
-  WHERE r.balance IS DISTINCT FROM b.balance OR r.events IS DISTINCT FROM b.events")" "0"
+projection_checks "$DB"
 
 kill -TERM "$tail_pid"
 stopped=none
