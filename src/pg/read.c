@@ -8,8 +8,10 @@
 #include "catalog/pg_type.h"
 #include "executor/tstoreReceiver.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "nodes/params.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #define EV_EVENT_COLUMNS \
 	"stream, version, position, id, type, data, metadata, created_at FROM everest.events "
@@ -26,6 +28,83 @@ ev_classify_read(const char *stream, size_t len, const char **category, size_t *
 
 	ev_check(ev_classify_stream_for_read(stream, len, &kind, category, category_len, &err), &err);
 	return kind;
+}
+
+/*
+ * Where read results are kept. A read of 1,000 events needs a few hundred kilobytes for its
+ * result set. In the query's own memory context those blocks go back to glibc when the query
+ * ends, glibc returns them to the kernel (brk), and the next read faults the same pages in again:
+ * two system calls and a page fault per 4 KB on every read, measured at about half of what
+ * read_all_forward cost above a plain SELECT (bench/, read_all_1000).
+ *
+ * So one backend-lifetime context, whose first block (EV_RESULT_KEEP_BYTES) survives resets,
+ * holds one result set at a time. It is released (reset) when the memory of the query that
+ * consumes the result is reset or deleted, which also happens on error. While it is in use, a
+ * second result (two reads in one query, a cursor left open) goes to the query's context as
+ * PostgreSQL's own set-returning functions do. The cost: up to EV_RESULT_KEEP_BYTES stay
+ * allocated in each backend that has read; only the pages a read touched are resident.
+ */
+#define EV_RESULT_KEEP_BYTES (1024 * 1024)
+
+static MemoryContext result_cxt;
+static bool result_cxt_in_use;
+
+static void
+ev_release_result_cxt(void *arg)
+{
+	MemoryContextReset(result_cxt);
+	result_cxt_in_use = false;
+}
+
+/*
+ * InitMaterializedSRF, with the tuplestore in result_cxt when it is free. The row type comes
+ * from the caller's expected descriptor when there is one (no catalog lookup per call).
+ */
+static void
+ev_init_result(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext per_query;
+	MemoryContext store_cxt;
+	MemoryContext old;
+	TupleDesc	desc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+	{
+		/* what InitMaterializedSRF says in these cases */
+		InitMaterializedSRF(fcinfo, 0);
+		return;
+	}
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	store_cxt = per_query;
+	if (!result_cxt_in_use)
+	{
+		MemoryContextCallback *release;
+
+		if (result_cxt == NULL)
+			result_cxt = AllocSetContextCreate(TopMemoryContext, "everest read results",
+											   EV_RESULT_KEEP_BYTES, ALLOCSET_DEFAULT_INITSIZE,
+											   ALLOCSET_DEFAULT_MAXSIZE);
+		release = MemoryContextAlloc(per_query, sizeof(MemoryContextCallback));
+		release->func = ev_release_result_cxt;
+		release->arg = NULL;
+		MemoryContextRegisterResetCallback(per_query, release);
+		result_cxt_in_use = true;
+		store_cxt = result_cxt;
+	}
+
+	old = MemoryContextSwitchTo(per_query);
+	if (rsinfo->expectedDesc != NULL)
+		desc = CreateTupleDescCopy(rsinfo->expectedDesc);
+	else if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	MemoryContextSwitchTo(store_cxt);
+	rsinfo->setResult = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
+											  false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setDesc = desc;
 }
 
 /*
@@ -74,7 +153,7 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 
 	if (kind != EV_STREAM_REGULAR)
 		ev_require_horizon();
-	InitMaterializedSRF(fcinfo, 0);
+	ev_init_result(fcinfo);
 	if (max_count == 0)
 		return;
 
@@ -207,7 +286,7 @@ ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 		return;
 	}
 
-	InitMaterializedSRF(fcinfo, 0);
+	ev_init_result(fcinfo);
 	SPI_connect();
 	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
 	args[1] = Int64GetDatum(at);

@@ -18,7 +18,7 @@ SELECT first_position AS _ FROM everest.append_events(:'cat' || '-2-x', '[{"type
 SELECT first_position AS _ FROM everest.append_events(:'cat', '[{"type": "C1"}]') \gset
 
 BEGIN;
-SELECT plan(99);
+SELECT plan(109);
 
 SELECT set_config('tap.cat', :'cat', true) IS NOT NULL AS _ \gset
 SELECT set_config('tap.sp0', :'sp0', true) IS NOT NULL AS _ \gset
@@ -302,6 +302,45 @@ SELECT throws_ok($q$SELECT * FROM everest.read_stream_forward('', 0)$q$, '22023'
                  'read_stream_forward empty stream name: 22023');
 SELECT throws_ok(format('SELECT * FROM everest.read_stream_forward(%L)', repeat('r', 513)), '22023', NULL,
                  'read_stream_forward 513-byte stream name: 22023');
+
+-- =============================================================================================
+-- Result sets alive at the same time. A read's result lives in a context reused from read to
+-- read (src/pg/read.c, ev_init_result); these would show another read's rows, or crash, if a
+-- read reused it while an earlier result was still being consumed.
+-- =============================================================================================
+SELECT results_eq(
+    $q$SELECT a.type || b.type FROM everest.read_stream_forward(pg_temp.s(1)) a
+        CROSS JOIN everest.read_stream_forward(pg_temp.s(2)) b ORDER BY 1$q$,
+    ARRAY['A0B0', 'A0B1', 'A1B0', 'A1B1', 'A2B0', 'A2B1', 'A3B0', 'A3B1', 'A4B0', 'A4B1'],
+    'two reads in one query: both results intact');
+SELECT results_eq(
+    $q$SELECT e.type, (SELECT string_agg(o.type, ',') FROM everest.read_stream_forward(pg_temp.s(2)) o)
+        FROM everest.read_stream_forward(pg_temp.s(1)) e$q$,
+    $q$VALUES ('A0', 'B0,B1'), ('A1', 'B0,B1'), ('A2', 'B0,B1'), ('A3', 'B0,B1'), ('A4', 'B0,B1')$q$,
+    'a read per row of another read: the outer result intact');
+SELECT results_eq(
+    $q$SELECT n, e.type FROM (VALUES (3), (1), (2)) s(n),
+        LATERAL everest.read_stream_forward(pg_temp.s(n)) e ORDER BY n, e.version$q$,
+    $q$VALUES (1, 'A0'), (1, 'A1'), (1, 'A2'), (1, 'A3'), (1, 'A4'), (2, 'B0'), (2, 'B1'),
+              (3, 'C0'), (3, 'C1')$q$,
+    'a read called again per outer row (LATERAL): every result intact');
+DECLARE held CURSOR FOR SELECT type FROM everest.read_stream_forward(pg_temp.s(1));
+SELECT results_eq($q$FETCH 2 FROM held$q$, ARRAY['A0', 'A1'], 'a cursor over a read: first rows');
+SELECT results_eq($q$SELECT type FROM everest.read_all_forward(pg_temp.sp0() + 1, 1000)
+                     WHERE stream = pg_temp.s(2)$q$,
+                  ARRAY['B0', 'B1'], '... another read while the cursor is open');
+SELECT results_eq($q$SELECT type FROM everest.read_stream_forward(pg_temp.s(3))$q$,
+                  ARRAY['C0', 'C1'], '... and one more');
+SELECT results_eq($q$FETCH ALL FROM held$q$, ARRAY['A2', 'A3', 'A4'],
+                  '... the cursor''s rows are intact after it');
+CLOSE held;
+SELECT throws_ok($q$SELECT 1 / (version - 2) FROM everest.read_stream_forward(pg_temp.s(1))$q$, '22012', NULL,
+                 'an error while a read''s result is consumed');
+SELECT results_eq($q$SELECT type FROM everest.read_stream_backward(pg_temp.s(1), -1, 2)$q$,
+                  ARRAY['A4', 'A3'], '... and the next read is right');
+SELECT cmp_ok((SELECT total_bytes FROM pg_backend_memory_contexts WHERE name = 'everest read results'),
+              '<=', 1024 * 1024 + 64 * 1024::bigint,
+              'the reused read-result context keeps no more than its first block between reads');
 
 -- =============================================================================================
 -- This transaction's own appends: visible in their stream at once, in $all only once committed
