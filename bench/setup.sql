@@ -3,10 +3,10 @@ CREATE EXTENSION IF NOT EXISTS everest;
 DROP SCHEMA IF EXISTS baseline CASCADE;
 CREATE SCHEMA baseline;
 CREATE SEQUENCE baseline.position_seq;
-CREATE TABLE baseline.events (
-    position   bigint      PRIMARY KEY,
+CREATE TABLE baseline.events (  -- the columns and indexes of everest.events, in its order
     stream     text        COLLATE "C" NOT NULL,
     version    bigint      NOT NULL,
+    position   bigint      PRIMARY KEY,
     id         uuid        NOT NULL UNIQUE,
     type       text        NOT NULL,
     data       jsonb       NOT NULL,

@@ -94,6 +94,12 @@ ev_idempotent_retry(const char *stream, size_t len, ev_batch *batch, int64 expec
  * executor per append. A concurrent insert of the same id makes the unique check raise 23505,
  * which becomes EV003 here.
  */
+static inline void
+ev_set_column(TupleTableSlot *slot, const AttrNumber *attnum, EvEventColumn column, Datum value)
+{
+	slot->tts_values[attnum[column] - 1] = value;
+}
+
 static void
 ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayload *payloads,
 				 int64 first_version, const int64 *positions)
@@ -110,8 +116,9 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 	/* Unix time in ms for generated (version 7) ids: PostgreSQL counts from 2000-01-01. */
 	uint64		unix_ms = (uint64) (GetCurrentTimestamp() / 1000 +
 									(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
+	const AttrNumber *att = ev_catalog()->events_attnum;
 
-	Assert(RelationGetDescr(rel)->natts == 8);
+	Assert(RelationGetDescr(rel)->natts == EV_EVENT_NCOLUMNS);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
@@ -134,18 +141,18 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 							 errmsg("could not generate random values for an event id")));
 				ev_make_uuid_v7(unix_ms, random, id->data);
 			}
-			/* The columns of everest.events, in order (sql/everest--0.1.0.sql). */
+			/* Columns by name: their order differs between 0.1.0 and 0.2.0 (EvCatalog). */
 			ExecClearTuple(slot);
-			memset(slot->tts_isnull, 0, 8 * sizeof(bool));
-			slot->tts_values[0] = Int64GetDatum(positions[i]);
-			slot->tts_values[1] = stream_text;
-			slot->tts_values[2] = Int64GetDatum(first_version + (int64) i);
-			slot->tts_values[3] = UUIDPGetDatum(id);
-			slot->tts_values[4] = PointerGetDatum(cstring_to_text_with_len(type, type_len));
-			slot->tts_values[5] = payloads[i].data;
-			slot->tts_values[6] = payloads[i].metadata;
-			slot->tts_isnull[6] = payloads[i].metadata_null;
-			slot->tts_values[7] = created_at;
+			memset(slot->tts_isnull, 0, EV_EVENT_NCOLUMNS * sizeof(bool));
+			ev_set_column(slot, att, EV_COL_STREAM, stream_text);
+			ev_set_column(slot, att, EV_COL_VERSION, Int64GetDatum(first_version + (int64) i));
+			ev_set_column(slot, att, EV_COL_POSITION, Int64GetDatum(positions[i]));
+			ev_set_column(slot, att, EV_COL_ID, UUIDPGetDatum(id));
+			ev_set_column(slot, att, EV_COL_TYPE, PointerGetDatum(cstring_to_text_with_len(type, type_len)));
+			ev_set_column(slot, att, EV_COL_DATA, payloads[i].data);
+			ev_set_column(slot, att, EV_COL_METADATA, payloads[i].metadata);
+			slot->tts_isnull[att[EV_COL_METADATA] - 1] = payloads[i].metadata_null;
+			ev_set_column(slot, att, EV_COL_CREATED_AT, created_at);
 			ExecStoreVirtualTuple(slot);
 
 			table_tuple_insert(rel, slot, cid, 0, NULL);

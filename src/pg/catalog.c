@@ -1,6 +1,7 @@
 /*
- * The OIDs of everest's relations in this database, looked up once per backend and forgotten
- * on any relcache invalidation of them (DROP EXTENSION, a restore, ...).
+ * The OIDs of everest's relations in this database, and the attribute numbers of the columns of
+ * everest.events, looked up once per backend and forgotten on any relcache invalidation of them
+ * (DROP EXTENSION, ALTER EXTENSION UPDATE, a restore, ...).
  */
 #include "everest_pg.h"
 
@@ -43,6 +44,23 @@ ev_relid(Oid nsp, const char *name)
  * a per-backend CACHE, a negative INCREMENT or CYCLE would hand out a position below one that
  * readers have already passed.
  */
+static const char *const ev_event_column_names[EV_EVENT_NCOLUMNS] = {
+	"stream", "version", "position", "id", "type", "data", "metadata", "created_at"
+};
+
+static AttrNumber
+ev_attnum(Oid relid, const char *name)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("everest.events has no column \"%s\"", name),
+				 errhint("Recreate the extension: DROP EXTENSION everest; CREATE EXTENSION everest.")));
+	return attnum;
+}
+
 static bool
 ev_sequence_is_plain(Oid seq)
 {
@@ -71,6 +89,8 @@ ev_catalog(void)
 			ev_callback_registered = true;
 		}
 		ev_cached.events = ev_relid(nsp, "events");
+		for (int c = 0; c < EV_EVENT_NCOLUMNS; c++)
+			ev_cached.events_attnum[c] = ev_attnum(ev_cached.events, ev_event_column_names[c]);
 		ev_cached.events_stream_version = ev_relid(nsp, "events_stream_version_key");
 		ev_cached.tombstones = ev_relid(nsp, "tombstones");
 		ev_cached.tombstones_pkey = ev_relid(nsp, "tombstones_pkey");

@@ -23,10 +23,28 @@
 
 #include "everest/capi.h"
 
-/* catalog.c: everest's relations in this database */
+/*
+ * catalog.c: everest's relations in this database.
+ * The columns of everest.events, in the order of everest.recorded_event (the table's own order
+ * since 0.2.0; a database still on 0.1.0 has position first, so they are looked up by name).
+ */
+typedef enum EvEventColumn
+{
+	EV_COL_STREAM,
+	EV_COL_VERSION,
+	EV_COL_POSITION,
+	EV_COL_ID,
+	EV_COL_TYPE,
+	EV_COL_DATA,
+	EV_COL_METADATA,
+	EV_COL_CREATED_AT,
+	EV_EVENT_NCOLUMNS
+} EvEventColumn;
+
 typedef struct EvCatalog
 {
 	Oid			events;
+	AttrNumber	events_attnum[EV_EVENT_NCOLUMNS];	/* by EvEventColumn */
 	Oid			events_stream_version;	/* unique index (stream, version) */
 	Oid			tombstones;
 	Oid			tombstones_pkey;

@@ -81,9 +81,9 @@ ev_last_version(text *stream, Snapshot snapshot)
 	const EvCatalog *cat = ev_catalog();
 	Datum		version;
 
-	/* events.version is attribute 3 (sql/everest--0.1.0.sql); int8 is by value. */
+	/* int8 is by value: the datum outlives the scan's slot */
 	if (!ev_index_probe(cat->events, cat->events_stream_version, stream, BackwardScanDirection,
-						snapshot, 3, &version))
+						snapshot, cat->events_attnum[EV_COL_VERSION], &version))
 		return -1;
 	return DatumGetInt64(version);
 }
