@@ -233,7 +233,7 @@ ev_return_result(FunctionCallInfo fcinfo, const ev_append_result *r)
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	InitMaterializedSRF(fcinfo, 0);
+	ev_init_srf(fcinfo);
 	values[0] = Int64GetDatum(r->first_version);
 	values[1] = Int64GetDatum(r->last_version);
 	values[2] = Int64GetDatum(r->first_position);

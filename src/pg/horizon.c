@@ -322,7 +322,7 @@ everest_in_flight_appends(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	ev_require_horizon();
-	InitMaterializedSRF(fcinfo, 0);
+	ev_init_srf(fcinfo);
 
 	LWLockAcquire(ev_shared->lock, LW_SHARED);
 	for (int i = 0; i < ev_shared->nslots; i++)

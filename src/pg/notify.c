@@ -290,7 +290,7 @@ everest_notifiers(PG_FUNCTION_ARGS)
 	EvNotifier	copy[EV_MAX_NOTIFIERS];
 
 	ev_require_horizon();
-	InitMaterializedSRF(fcinfo, 0);
+	ev_init_srf(fcinfo);
 	LWLockAcquire(ev_notify->lock, LW_SHARED);
 	memcpy(copy, ev_notify->notifiers, sizeof(copy));
 	LWLockRelease(ev_notify->lock);

@@ -4,6 +4,8 @@
  */
 #include "everest_pg.h"
 
+#include "funcapi.h"
+#include "nodes/execnodes.h"
 #include "utils/builtins.h"
 
 void
@@ -24,6 +26,20 @@ ev_check(bool ok, const ev_error *err)
 {
 	if (!ok)
 		ev_raise(err);
+}
+
+/*
+ * InitMaterializedSRF, with the row type copied from the caller's expected descriptor when it
+ * has one, instead of being rebuilt from pg_proc on every call (for a RETURNS TABLE function
+ * that is a catalog lookup and array decoding per append).
+ */
+void
+ev_init_srf(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) && rsinfo->expectedDesc != NULL
+						? MAT_SRF_USE_EXPECTED_DESC : 0);
 }
 
 /* A NULL where a value is required: 22004. */
