@@ -7,6 +7,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_sequence.h"
 #include "utils/syscache.h"
 #include "utils/inval.h"
@@ -22,6 +23,7 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 	if (!ev_cached_valid)
 		return;
 	if (relid == InvalidOid || relid == ev_cached.events || relid == ev_cached.events_stream_version ||
+		relid == ev_cached.events_pkey ||
 		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq)
 		ev_cached_valid = false;
 }
@@ -61,6 +63,20 @@ ev_attnum(Oid relid, const char *name)
 	return attnum;
 }
 
+/* The number of columns of a relation, dropped ones included. */
+static int
+ev_relnatts(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int			natts;
+
+	if (!HeapTupleIsValid(tuple))
+		return -1;
+	natts = ((Form_pg_class) GETSTRUCT(tuple))->relnatts;
+	ReleaseSysCache(tuple);
+	return natts;
+}
+
 static bool
 ev_sequence_is_plain(Oid seq)
 {
@@ -89,8 +105,14 @@ ev_catalog(void)
 			ev_callback_registered = true;
 		}
 		ev_cached.events = ev_relid(nsp, "events");
+		ev_cached.events_in_result_order = ev_relnatts(ev_cached.events) == EV_EVENT_NCOLUMNS;
 		for (int c = 0; c < EV_EVENT_NCOLUMNS; c++)
+		{
 			ev_cached.events_attnum[c] = ev_attnum(ev_cached.events, ev_event_column_names[c]);
+			if (ev_cached.events_attnum[c] != c + 1)
+				ev_cached.events_in_result_order = false;
+		}
+		ev_cached.events_pkey = ev_relid(nsp, "events_pkey");
 		ev_cached.events_stream_version = ev_relid(nsp, "events_stream_version_key");
 		ev_cached.tombstones = ev_relid(nsp, "tombstones");
 		ev_cached.tombstones_pkey = ev_relid(nsp, "tombstones_pkey");

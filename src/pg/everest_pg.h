@@ -45,6 +45,8 @@ typedef struct EvCatalog
 {
 	Oid			events;
 	AttrNumber	events_attnum[EV_EVENT_NCOLUMNS];	/* by EvEventColumn */
+	bool		events_in_result_order; /* columns 1..8 are recorded_event's (0.2.0) */
+	Oid			events_pkey;	/* unique index (position) */
 	Oid			events_stream_version;	/* unique index (stream, version) */
 	Oid			tombstones;
 	Oid			tombstones_pkey;

@@ -8,15 +8,26 @@
 #include "catalog/pg_type.h"
 #include "executor/tstoreReceiver.h"
 #include "funcapi.h"
+#include "access/genam.h"
+#include "access/nbtree.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/params.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #define EV_EVENT_COLUMNS \
 	"stream, version, position, id, type, data, metadata, created_at FROM everest.events "
 
-static SPIPlanPtr plan_stream_fwd, plan_stream_bwd, plan_stream_at;
+static SPIPlanPtr plan_stream_fwd, plan_stream_bwd;
 static SPIPlanPtr plan_all_fwd, plan_all_bwd;
 static SPIPlanPtr plan_cat_fwd, plan_cat_bwd, plan_stream_by_position;
 
@@ -139,6 +150,79 @@ ev_run_into_result(FunctionCallInfo fcinfo, SPIPlanPtr plan, const Datum *args)
 }
 
 /*
+ * Reads up to max_count events in `direction` of one index of everest.events, restricted by
+ * `keys`, straight into the result: no SPI, plan or executor per call, and rows are copied as
+ * stored (the table's columns are recorded_event's since 0.2.0). Like an SPI query in a volatile
+ * function, it sees this transaction's earlier writes and, in READ COMMITTED, takes a snapshot
+ * now, which for $all is after the horizon was computed.
+ */
+static void
+ev_scan_into_result(FunctionCallInfo fcinfo, Oid index_oid, ScanKey keys, int nkeys,
+					ScanDirection direction, int64 max_count)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	heap = table_open(ev_catalog()->events, AccessShareLock);
+	Relation	index = index_open(index_oid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	int64		count = 0;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	scan = index_beginscan(heap, index, snapshot, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (count < max_count && index_getnext_slot(scan, direction, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		tuplestore_puttupleslot(rsinfo->setResult, slot);
+		count++;
+	}
+	index_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+}
+
+/*
+ * A regular stream's or $all's read by direct index scan, when the table has the result's
+ * column order (a database not yet updated from 0.1.0 goes through SPI). False: not done here.
+ */
+static bool
+ev_read_direct(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, size_t stream_len,
+			   int64 from, int64 upto, bool forward, int64 max_count)
+{
+	const EvCatalog *cat = ev_catalog();
+	ScanKeyData keys[2];
+	ScanDirection direction = forward ? ForwardScanDirection : BackwardScanDirection;
+
+	if (!cat->events_in_result_order)
+		return false;
+	if (kind == EV_STREAM_REGULAR)
+	{
+		/* (stream, version): version >= from forward; version <= upto backward */
+		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid, C_COLLATION_OID,
+							   F_TEXTEQ, PointerGetDatum(cstring_to_text_with_len(stream, stream_len)));
+		if (forward)
+			ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
+		else
+			ScanKeyInit(&keys[1], 2, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
+		ev_scan_into_result(fcinfo, cat->events_stream_version, keys, 2, direction, max_count);
+		return true;
+	}
+	if (kind == EV_STREAM_ALL)
+	{
+		/* (position): from <= position <= upto */
+		ScanKeyInit(&keys[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(forward ? from : 0));
+		ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
+		ev_scan_into_result(fcinfo, cat->events_pkey, keys, 2, direction, max_count);
+		return true;
+	}
+	return false;
+}
+
+/*
  * Reads into the materialized result of fcinfo. For a regular stream `from` is a version
  * (-1 backward: from the end); for $all and categories a position (-1 backward: from the
  * horizon), capped at safe_position().
@@ -165,6 +249,8 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 	if (!forward && from >= 0 && from < upto)
 		upto = from;
 	if (forward && from > upto)
+		return;
+	if (ev_read_direct(fcinfo, kind, stream, stream_len, from, upto, forward, max_count))
 		return;
 
 	SPI_connect();
@@ -244,57 +330,41 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 	SPI_finish();
 }
 
-/* Reads one event: by version in a stream, by position in $all or a category; -1: the last. */
+/*
+ * Reads one event: by version in a stream, by position in $all or a category; -1: the last.
+ * The last event at or below `at`, kept when it is exactly `at`.
+ */
 static void
 ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 {
 	const char *category;
 	size_t		category_len;
 	ev_stream_kind kind = ev_classify_read(stream, len, &category, &category_len);
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		args[2];
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleTableSlot *slot;
+	bool		keep = false;
 
 	if (at < -1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("version must be -1 (the last event) or >= 0, got " INT64_FORMAT, at)));
-	if (kind != EV_STREAM_REGULAR)
-	{
-		/* $all or a category: the last event at or below `at`, if it is exactly `at`. */
-		ev_read_into(fcinfo, kind, stream, len, category, category_len, at, false, 1);
-		if (at >= 0)
-		{
-			ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-			TupleTableSlot *slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
-			bool		keep = false;
-
-			if (tuplestore_gettupleslot(rsinfo->setResult, true, false, slot))
-			{
-				bool		isnull;
-
-				keep = DatumGetInt64(slot_getattr(slot, 3, &isnull)) == at;
-			}
-			ExecDropSingleTupleTableSlot(slot);
-			if (!keep)
-				tuplestore_clear(rsinfo->setResult);
-		}
-		return;
-	}
+	ev_read_into(fcinfo, kind, stream, len, category, category_len, at, false, 1);
 	if (at == -1)
-	{
-		ev_read_into(fcinfo, kind, stream, len, NULL, 0, -1, false, 1);
 		return;
-	}
 
-	ev_init_result(fcinfo);
-	SPI_connect();
-	args[0] = PointerGetDatum(cstring_to_text_with_len(stream, len));
-	args[1] = Int64GetDatum(at);
-	ev_run_into_result(fcinfo, ev_prepare(&plan_stream_at, "SELECT " EV_EVENT_COLUMNS
-										  "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-										  2, types),
-					   args);
-	SPI_finish();
+	slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
+	if (tuplestore_gettupleslot(rsinfo->setResult, true, false, slot))
+	{
+		bool		isnull;
+
+		/* recorded_event: version is column 2, position column 3 */
+		keep = DatumGetInt64(slot_getattr(slot, kind == EV_STREAM_REGULAR ? 2 : 3, &isnull)) == at;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	if (keep)
+		tuplestore_rescan(rsinfo->setResult);
+	else
+		tuplestore_clear(rsinfo->setResult);
 }
 
 PG_FUNCTION_INFO_V1(everest_read_event);
