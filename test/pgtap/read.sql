@@ -16,12 +16,18 @@ SELECT first_position AS _ FROM everest.append_events(:'cat' || 'x-1', '[{"type"
 SELECT first_position AS _ FROM everest.append_events(:'cat' || '-1', '[{"type": "A2"}, {"type": "A3"}, {"type": "A4"}]') \gset
 SELECT first_position AS _ FROM everest.append_events(:'cat' || '-2-x', '[{"type": "B1"}]') \gset
 SELECT first_position AS _ FROM everest.append_events(:'cat', '[{"type": "C1"}]') \gset
+-- One event whose data is stored out of line (TOAST): 128 kB of hex digits, in category :catbig.
+SELECT string_agg(md5(i::text), '') AS blob FROM generate_series(1, 4000) i \gset
+SELECT first_position AS big_position FROM everest.append_events(:'cat' || 'big-1',
+    jsonb_build_array(jsonb_build_object('type', 'Big', 'data', jsonb_build_object('blob', :'blob')))) \gset
 
 BEGIN;
-SELECT plan(109);
+SELECT plan(112);
 
 SELECT set_config('tap.cat', :'cat', true) IS NOT NULL AS _ \gset
 SELECT set_config('tap.sp0', :'sp0', true) IS NOT NULL AS _ \gset
+SELECT set_config('tap.blob_md5', md5(:'blob'), true) IS NOT NULL AS _ \gset
+SELECT set_config('tap.big_position', :'big_position', true) IS NOT NULL AS _ \gset
 -- s1 = cat-1, s2 = cat-2-x, s3 = cat, sx = catx-1 (another category)
 CREATE FUNCTION pg_temp.s(n int) RETURNS text LANGUAGE sql STABLE AS $f$
     SELECT CASE n WHEN 1 THEN current_setting('tap.cat') || '-1'
@@ -343,6 +349,16 @@ SELECT cmp_ok((SELECT total_bytes FROM pg_backend_memory_contexts WHERE name = '
               'the reused read-result context keeps no more than its first block between reads');
 
 -- =============================================================================================
+-- Data stored out of line (TOAST) reads back whole, whichever way it is read
+-- =============================================================================================
+SELECT is((SELECT md5(data->>'blob') FROM everest.read_stream_forward(current_setting('tap.cat') || 'big-1')),
+          current_setting('tap.blob_md5'), '128 kB of data reads back whole from its stream');
+SELECT is((SELECT md5(data->>'blob') FROM everest.read_all_forward(current_setting('tap.big_position')::bigint, 1)),
+          current_setting('tap.blob_md5'), '... from $all');
+SELECT is((SELECT md5(data->>'blob') FROM everest.read_event(current_setting('tap.cat') || 'big-1', 0)),
+          current_setting('tap.blob_md5'), '... and by read_event');
+
+-- =============================================================================================
 -- This transaction's own appends: visible in their stream at once, in $all only once committed
 -- =============================================================================================
 CREATE TEMP TABLE own AS SELECT * FROM everest.append_events(pg_temp.s(1), '[{"type": "A5"}]', 4);
@@ -366,4 +382,4 @@ ROLLBACK;
 
 -- Remove the committed setup events again.
 SELECT sum(everest.delete_stream(s)) AS cleaned
-  FROM unnest(ARRAY[:'cat' || '-1', :'cat' || '-2-x', :'cat', :'cat' || 'x-1']) AS s \gset
+  FROM unnest(ARRAY[:'cat' || '-1', :'cat' || '-2-x', :'cat', :'cat' || 'x-1', :'cat' || 'big-1']) AS s \gset
