@@ -188,10 +188,12 @@ ev_scan_into_result(FunctionCallInfo fcinfo, Oid index_oid, ScanKey keys, int nk
 /*
  * A regular stream's or $all's read by direct index scan, when the table has the result's
  * column order (a database not yet updated from 0.1.0 goes through SPI). False: not done here.
+ * `exact` reads the one event at version or position `from` with equality keys: a range key
+ * would make the btree check every entry of the stream (or $all) on the page.
  */
 static bool
 ev_read_direct(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, size_t stream_len,
-			   int64 from, int64 upto, bool forward, int64 max_count)
+			   int64 from, int64 upto, bool forward, bool exact, int64 max_count)
 {
 	const EvCatalog *cat = ev_catalog();
 	ScanKeyData keys[2];
@@ -204,7 +206,9 @@ ev_read_direct(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
 		/* (stream, version): version >= from forward; version <= upto backward */
 		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid, C_COLLATION_OID,
 							   F_TEXTEQ, PointerGetDatum(cstring_to_text_with_len(stream, stream_len)));
-		if (forward)
+		if (exact)
+			ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(from));
+		else if (forward)
 			ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
 		else
 			ScanKeyInit(&keys[1], 2, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
@@ -213,7 +217,13 @@ ev_read_direct(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
 	}
 	if (kind == EV_STREAM_ALL)
 	{
-		/* (position): from <= position <= upto */
+		/* (position): from <= position <= upto; exact: position = from (the caller checked upto) */
+		if (exact)
+		{
+			ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(from));
+			ev_scan_into_result(fcinfo, cat->events_pkey, keys, 1, direction, max_count);
+			return true;
+		}
 		ScanKeyInit(&keys[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(forward ? from : 0));
 		ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
 		ev_scan_into_result(fcinfo, cat->events_pkey, keys, 2, direction, max_count);
@@ -250,7 +260,7 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 		upto = from;
 	if (forward && from > upto)
 		return;
-	if (ev_read_direct(fcinfo, kind, stream, stream_len, from, upto, forward, max_count))
+	if (ev_read_direct(fcinfo, kind, stream, stream_len, from, upto, forward, false, max_count))
 		return;
 
 	SPI_connect();
@@ -348,6 +358,22 @@ ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("version must be -1 (the last event) or >= 0, got " INT64_FORMAT, at)));
+	if (at >= 0 && (kind == EV_STREAM_REGULAR || kind == EV_STREAM_ALL) &&
+		ev_catalog()->events_in_result_order)
+	{
+		/* the checks of ev_read_into, then one equality lookup */
+		if (kind == EV_STREAM_ALL)
+			ev_require_horizon();
+		ev_init_result(fcinfo);
+		if (kind == EV_STREAM_ALL)
+		{
+			ev_require_read_committed();
+			if (at > ev_safe_position())
+				return;
+		}
+		(void) ev_read_direct(fcinfo, kind, stream, len, at, at, true, true, 1);
+		return;
+	}
 	ev_read_into(fcinfo, kind, stream, len, category, category_len, at, false, 1);
 	if (at == -1)
 		return;

@@ -22,7 +22,7 @@ SELECT first_position AS big_position FROM everest.append_events(:'cat' || 'big-
     jsonb_build_array(jsonb_build_object('type', 'Big', 'data', jsonb_build_object('blob', :'blob')))) \gset
 
 BEGIN;
-SELECT plan(112);
+SELECT plan(116);
 
 SELECT set_config('tap.cat', :'cat', true) IS NOT NULL AS _ \gset
 SELECT set_config('tap.sp0', :'sp0', true) IS NOT NULL AS _ \gset
@@ -371,6 +371,14 @@ SELECT is_empty($q$SELECT * FROM everest.read_all_forward((SELECT first_position
                 '$all does not show an uncommitted append (it never goes past safe_position())');
 SELECT is((SELECT count(*) FROM everest.read_stream_forward(pg_temp.ce()) WHERE type = 'A5'), 0::bigint,
           '$ce- does not show an uncommitted append');
+SELECT is_empty($q$SELECT * FROM everest.read_event('$all', (SELECT first_position FROM own))$q$,
+                'read_event of $all at an uncommitted append''s position: zero rows');
+SELECT results_eq($q$SELECT stream, version FROM everest.read_event('$all', pg_temp.pos(2, 1))$q$,
+                  $q$SELECT pg_temp.s(2), 1::bigint$q$, 'read_event of $all at a committed position: that event');
+SELECT is_empty($q$SELECT * FROM everest.read_event('$all', pg_temp.pos(2, 1) + 1000000)$q$,
+                'read_event of $all past safe_position(): zero rows');
+SELECT is_empty($q$SELECT * FROM everest.read_event('$ce-' || current_setting('tap.cat') || 'x', pg_temp.pos(2, 1))$q$,
+                'read_event of a category at a position of another category: zero rows');
 SELECT results_eq(
     $q$SELECT * FROM everest.read_all_forward(pg_temp.sp0() + 1, 1000)
         WHERE stream IN (pg_temp.s(1), pg_temp.s(2), pg_temp.s(3), pg_temp.s(4))$q$,
