@@ -29,35 +29,56 @@ WORKLOADS="append_any:1 append_any:8 append_exact:8 batch_100:4 read_stream_100:
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 psql -X -q -d $DB -f setup.sql >/dev/null || exit 1
 
-tps() {  # tps SCRIPT CLIENTS
-  pgbench -n -M prepared -c "$2" -j 2 -T "$SECONDS_EACH" -f "workloads/$1" $DB 2>/dev/null |
-    grep -oE 'tps = [0-9.]+' | head -1 | cut -d' ' -f3
+# Server CPU: backends are the postmaster's children, so the CPU time of the ones a pgbench run
+# started shows in the postmaster's reaped-children times (cutime + cstime) once they exit. Per
+# transaction it is a second, steadier ratio than tps on this noisy machine: it does not depend
+# on how the scheduler shares 2 cores between pgbench and the server.
+PM_PID=$(head -1 "$(psql -X -t -A -d postgres -c 'SHOW data_directory')/postmaster.pid" 2>/dev/null)
+HZ=$(getconf CLK_TCK)
+children_ticks() { [ -n "$PM_PID" ] && awk '{print $16 + $17}' "/proc/$PM_PID/stat" 2>/dev/null; }
+run() {  # run SCRIPT CLIENTS: prints "tps server-CPU-microseconds-per-transaction"
+  local c0 c1 out
+  c0=$(children_ticks)
+  out=$(pgbench -n -M prepared -c "$2" -j 2 -T "$SECONDS_EACH" -f "workloads/$1" $DB 2>/dev/null)
+  sleep 0.2  # the backends exit and are reaped
+  c1=$(children_ticks)
+  awk -v c0="${c0:-0}" -v c1="${c1:-0}" -v hz="$HZ" '
+    /number of transactions actually processed/ {n = $NF + 0}
+    /^tps = / && !t {t = $3}
+    END {printf "%s %.1f\n", t, (n > 0 && c1 > c0) ? (c1 - c0) * 1e6 / hz / n : 0}' <<<"$out"
 }
+tps() { run "$@" | cut -d' ' -f1; }  # tps SCRIPT CLIENTS
 mkdir -p ../build
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 {
-  echo "| workload | clients | everest tps | baseline tps | ratio (median of $PAIRS pairs) |"
-  echo "|---|---|---|---|---|"
+  echo "| workload | clients | everest tps | baseline tps | ratio (median of $PAIRS pairs) | server CPU µs/txn, everest | baseline | CPU ratio, baseline / everest (median) |"
+  echo "|---|---|---|---|---|---|---|---|"
 } >"$OUT.tmp"
-printf '%-16s %7s %12s %12s %8s\n' workload clients everest baseline ratio
+printf '%-16s %7s %10s %10s %7s %11s %11s %9s\n' workload clients everest baseline ratio "cpu-us ev" "cpu-us base" "cpu ratio"
 for w in $WORKLOADS; do
   name=${w%%:*} clients=${w##*:}
   [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
-  ev=() base=() ratios=()
+  ev=() base=() ratios=() ev_cpu=() base_cpu=() cpu_ratios=()
   for i in $(seq 1 "$PAIRS"); do
     if [ $((i % 2)) -eq 1 ]; then
-      a=$(tps "$name.everest.sql" "$clients"); b=$(tps "$name.baseline.sql" "$clients")
+      a=$(run "$name.everest.sql" "$clients"); b=$(run "$name.baseline.sql" "$clients")
     else
-      b=$(tps "$name.baseline.sql" "$clients"); a=$(tps "$name.everest.sql" "$clients")
+      b=$(run "$name.baseline.sql" "$clients"); a=$(run "$name.everest.sql" "$clients")
     fi
-    ev+=("$a"); base+=("$b")
+    read -r a a_cpu <<<"$a"; read -r b b_cpu <<<"$b"
+    ev+=("$a"); base+=("$b"); ev_cpu+=("$a_cpu"); base_cpu+=("$b_cpu")
     ratios+=("$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+    cpu_ratios+=("$(awk -v a="${a_cpu:-0}" -v b="${b_cpu:-0}" 'BEGIN {printf "%.3f", (a > 0) ? b / a : 0}')")
   done
   m_ev=$(printf '%s\n' "${ev[@]}" | median); m_base=$(printf '%s\n' "${base[@]}" | median)
   m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
-  printf '%-16s %7s %12.0f %12.0f %8.2f\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio"
-  printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio" >>"$OUT.tmp"
+  m_ev_cpu=$(printf '%s\n' "${ev_cpu[@]}" | median); m_base_cpu=$(printf '%s\n' "${base_cpu[@]}" | median)
+  m_cpu_ratio=$(printf '%s\n' "${cpu_ratios[@]}" | median)
+  printf '%-16s %7s %10.0f %10.0f %7.2f %11.1f %11.1f %9.2f\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio" \
+    "$m_ev_cpu" "$m_base_cpu" "$m_cpu_ratio"
+  printf '| %s | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f |\n' "$name" "$clients" "$m_ev" "$m_base" "$m_ratio" \
+    "$m_ev_cpu" "$m_base_cpu" "$m_cpu_ratio" >>"$OUT.tmp"
 done
 
 # Notifications: 8 clients appending with a listener connected, notifications on (A) against
@@ -84,7 +105,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = notify ]; then
   m_on=$(printf '%s\n' "${on[@]}" | median); m_off=$(printf '%s\n' "${off[@]}" | median)
   m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
   printf '%-16s %7s %12.0f %12.0f %8.2f   (notify on / off)\n' "append_notify" 8 "$m_on" "$m_off" "$m_ratio"
-  printf '| append_any, notify on vs off (listener connected) | 8 | %.0f | %.0f | %.2f |\n' "$m_on" "$m_off" "$m_ratio" >>"$OUT.tmp"
+  printf '| append_any, notify on vs off (listener connected) | 8 | %.0f | %.0f | %.2f | | | |\n' "$m_on" "$m_off" "$m_ratio" >>"$OUT.tmp"
 
   g++ -std=c++17 -O2 -I"$(pg_config --includedir)" notify_latency.cpp -o ../build/notify_latency -lpq -pthread &&
     latency=$(../build/notify_latency --rate 1000 --seconds 10 "dbname=$DB" | tail -1)
