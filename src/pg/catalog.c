@@ -41,11 +41,6 @@ ev_relid(Oid nsp, const char *name)
 	return relid;
 }
 
-/*
- * Positions must come out of the sequence in the order they are drawn under the horizon lock:
- * a per-backend CACHE, a negative INCREMENT or CYCLE would hand out a position below one that
- * readers have already passed.
- */
 static const char *const ev_event_column_names[EV_EVENT_NCOLUMNS] = {
 	"stream", "version", "position", "id", "type", "data", "metadata", "created_at"
 };
@@ -77,6 +72,11 @@ ev_relnatts(Oid relid)
 	return natts;
 }
 
+/*
+ * Positions must come out of the sequence in the order they are drawn under the horizon lock:
+ * a per-backend CACHE, a negative INCREMENT or CYCLE would hand out a position below one that
+ * readers have already passed.
+ */
 static bool
 ev_sequence_is_plain(Oid seq)
 {
