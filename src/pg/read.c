@@ -233,6 +233,28 @@ ev_read_direct(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
 }
 
 /*
+ * What every read starts with: the horizon checks, the (empty) result, and in *upto the highest
+ * position a $all, category or handler read may return (safe_position()), or PG_INT64_MAX for a
+ * stream read by version. False when max_count is 0: nothing to read.
+ */
+static bool
+ev_read_begin(FunctionCallInfo fcinfo, ev_stream_kind kind, int64 max_count, int64 *upto)
+{
+	*upto = PG_INT64_MAX;
+	if (kind != EV_STREAM_REGULAR)
+		ev_require_horizon();
+	ev_init_result(fcinfo);
+	if (max_count == 0)
+		return false;
+	if (kind != EV_STREAM_REGULAR)
+	{
+		ev_require_read_committed();
+		*upto = ev_safe_position();
+	}
+	return true;
+}
+
+/*
  * Reads into the materialized result of fcinfo. For a regular stream `from` is a version
  * (-1 backward: from the end); for $all and categories a position (-1 backward: from the
  * horizon), capped at safe_position().
@@ -243,19 +265,10 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 {
 	Datum		args[4];
 	SPIPlanPtr	plan;
-	int64		upto = PG_INT64_MAX;
+	int64		upto;
 
-	if (kind != EV_STREAM_REGULAR)
-		ev_require_horizon();
-	ev_init_result(fcinfo);
-	if (max_count == 0)
+	if (!ev_read_begin(fcinfo, kind, max_count, &upto))
 		return;
-
-	if (kind != EV_STREAM_REGULAR)
-	{
-		ev_require_read_committed();
-		upto = ev_safe_position();
-	}
 	if (!forward && from >= 0 && from < upto)
 		upto = from;
 	if (forward && from > upto)
@@ -361,17 +374,11 @@ ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 	if (at >= 0 && (kind == EV_STREAM_REGULAR || kind == EV_STREAM_ALL) &&
 		ev_catalog()->events_in_result_order)
 	{
-		/* the checks of ev_read_into, then one equality lookup */
-		if (kind == EV_STREAM_ALL)
-			ev_require_horizon();
-		ev_init_result(fcinfo);
-		if (kind == EV_STREAM_ALL)
-		{
-			ev_require_read_committed();
-			if (at > ev_safe_position())
-				return;
-		}
-		(void) ev_read_direct(fcinfo, kind, stream, len, at, at, true, true, 1);
+		/* one equality lookup */
+		int64		upto;
+
+		if (ev_read_begin(fcinfo, kind, 1, &upto) && at <= upto)
+			(void) ev_read_direct(fcinfo, kind, stream, len, at, upto, true, true, 1);
 		return;
 	}
 	ev_read_into(fcinfo, kind, stream, len, category, category_len, at, false, 1);
