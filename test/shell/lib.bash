@@ -17,7 +17,7 @@ finish() { exit $((FAILURES > 0)); }
 # wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout.
 wait_for() {
   local deadline=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.1; done
+  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.05; done
 }
 # need_tail LOGDIR: sets TAIL to build/everest-tail, building it when missing or stale.
 need_tail() {
@@ -43,4 +43,25 @@ projection_checks() {
         FROM everest.read_all_forward(0, 2147483647) GROUP BY stream) r
     FULL JOIN balances b USING (stream)
     WHERE r.balance IS DISTINCT FROM b.balance OR r.events IS DISTINCT FROM b.events")" "0"
+}
+# subscriber_suite NAME: the frame of the subscriber suites. DB=ev_NAME, a scratch folder WORK,
+# and PIDS, the processes to kill; on exit, $WORK/stop is touched (loops watching it end), the
+# PIDS are killed, DB is dropped (retried while a restarted server comes up) and WORK removed
+# (kept with KEEP=1).
+subscriber_suite() {
+  DB=ev_$1
+  WORK=$(mktemp -d "/tmp/everest-${1//_/-}.XXXXXX")
+  PIDS=()
+  trap subscriber_suite_cleanup EXIT
+}
+subscriber_suite_cleanup() {
+  local p
+  touch "$WORK/stop"
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  for _ in $(seq 1 50); do
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  if [ -n "${KEEP:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
 }

@@ -5,21 +5,7 @@
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/shell/lib.bash"
-DB=ev_sub_cli
-WORK=$(mktemp -d /tmp/everest-sub-cli.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds; false on timeout
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.05; done
-}
+subscriber_suite sub_cli
 # tail_once HANDLER [OPTIONS...]: runs everest-tail --once (20 s at most); stdout in
 # $WORK/out, stderr in $WORK/err; prints the exit status.
 tail_once() {

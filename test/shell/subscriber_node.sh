@@ -6,19 +6,8 @@
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/shell/lib.bash"
-DB=ev_sub_node
+subscriber_suite sub_node
 EXAMPLE="$ROOT/examples/node"
-WORK=$(mktemp -d /tmp/everest-sub-node.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  touch "$WORK/stop"
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "ok - node subscriber # SKIP node and npm are not installed"

@@ -6,17 +6,7 @@
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/shell/lib.bash"
-DB=ev_sub_projection
-WORK=$(mktemp -d /tmp/everest-sub-projection.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+subscriber_suite sub_projection
 
 need_tail "$WORK"
 

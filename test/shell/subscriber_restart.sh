@@ -7,22 +7,7 @@ set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/cluster.sh"
 source "$ROOT/test/shell/lib.bash"
-DB=ev_sub_restart
-WORK=$(mktemp -d /tmp/everest-sub-restart.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  touch "$WORK/stop"
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  # The server may still be starting after a failed run: give it a moment.
-  for _ in $(seq 1 50); do
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  [ -n "${KEEP:-}" ] && echo "# kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
+subscriber_suite sub_restart
 
 need_tail "$WORK"
 
