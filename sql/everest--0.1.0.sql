@@ -2,6 +2,11 @@
 -- This script declares objects only; the logic is C++ behind the C entry points in src/pg/.
 \echo Use "CREATE EXTENSION everest" to load this file. \quit
 
+-- Since 0.3.0 the control file names pg_catalog as the extension's schema and every install
+-- script creates the everest schema itself, so that an old version installed on purpose (the
+-- base of an upgrade) never adopts a schema someone else made (docs/security.md).
+CREATE SCHEMA everest;
+
 -- ---------------------------------------------------------------------------------------------
 -- Tables
 -- ---------------------------------------------------------------------------------------------

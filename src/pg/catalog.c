@@ -1,14 +1,26 @@
 /*
  * The OIDs of everest's relations in this database, and the attribute numbers of the columns of
  * everest.events, looked up once per backend and forgotten on any relcache invalidation of them
- * (DROP EXTENSION, ALTER EXTENSION UPDATE, a restore, ...).
+ * or any change to a schema (DROP EXTENSION, ALTER EXTENSION UPDATE, a restore, a rename, ...).
+ *
+ * Trust (docs/security.md): the functions run as a superuser and their SPI queries name
+ * everest.<table>, so the schema of that name must be one nobody else can rename or write to, and
+ * each relation must be the extension's own. The schema is owned by a superuser (0.3.0's install
+ * creates it; a 0.2.0 install adopted whatever existed) and every relation used is a member of
+ * the extension, or nothing runs (55000).
  */
 #include "everest_pg.h"
 
 #include "access/htup_details.h"
+#include "catalog/dependency.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_sequence.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
 #include "utils/syscache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -24,8 +36,52 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 		return;
 	if (relid == InvalidOid || relid == ev_cached.events || relid == ev_cached.events_stream_version ||
 		relid == ev_cached.events_pkey ||
-		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq)
+		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq ||
+		relid == ev_cached.handlers)
 		ev_cached_valid = false;
+}
+
+/* A schema renamed, created, dropped or given to another owner. */
+static void
+ev_catalog_namespace_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ev_cached_valid = false;
+}
+
+static void
+ev_untrusted(const char *what, const char *detail, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("%s", what),
+			 errdetail("%s", detail),
+			 errhint("%s", hint)));
+}
+
+/* The schema everest, when it is one only a superuser controls. */
+static Oid
+ev_trusted_namespace(void)
+{
+	Oid			nsp = get_namespace_oid("everest", true);
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(nsp))
+		ev_untrusted("schema everest is missing",
+					 "Extension everest is installed, but no schema is named everest.",
+					 "Someone renamed or dropped it. Inspect the database, then recreate the extension.");
+	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
+	ReleaseSysCache(tuple);
+	if (!superuser_arg(owner))
+		ev_untrusted(psprintf("schema everest is owned by role %s, which is not a superuser",
+							  GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "(dropped)"),
+					 "Its owner could rename it and plant tables that everest's functions would use as a superuser.",
+					 "Check every object in schema everest, give it to a superuser (ALTER SCHEMA everest OWNER TO ...), "
+					 "then ALTER EXTENSION everest UPDATE.");
+	return nsp;
 }
 
 static Oid
@@ -38,6 +94,32 @@ ev_relid(Oid nsp, const char *name)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("everest.%s is missing", name),
 				 errhint("Recreate the extension: DROP EXTENSION everest; CREATE EXTENSION everest.")));
+	return relid;
+}
+
+/* A table or sequence of the extension: in the schema and a member of the extension. */
+static Oid
+ev_member_relid(Oid ext, Oid nsp, const char *name)
+{
+	Oid			relid = ev_relid(nsp, name);
+
+	if (getExtensionOfObject(RelationRelationId, relid) != ext)
+		ev_untrusted(psprintf("everest.%s is not a member of extension everest", name),
+					 "The store uses only the relations its install created.",
+					 "Someone replaced it. Inspect schema everest, then recreate the extension.");
+	return relid;
+}
+
+/* An index of one of the extension's tables. */
+static Oid
+ev_index_relid(Oid nsp, const char *name, Oid table)
+{
+	Oid			relid = ev_relid(nsp, name);
+
+	if (get_rel_relkind(relid) != RELKIND_INDEX || IndexGetRelation(relid, false) != table)
+		ev_untrusted(psprintf("everest.%s is not the index the install created", name),
+					 "The store uses only the relations its install created.",
+					 "Someone replaced it. Inspect schema everest, then recreate the extension.");
 	return relid;
 }
 
@@ -97,14 +179,22 @@ ev_catalog(void)
 {
 	if (!ev_cached_valid)
 	{
-		Oid			nsp = get_namespace_oid("everest", false);
+		Oid			ext;
+		Oid			nsp;
 
 		if (!ev_callback_registered)
 		{
 			CacheRegisterRelcacheCallback(ev_catalog_invalidate, (Datum) 0);
+			CacheRegisterSyscacheCallback(NAMESPACEOID, ev_catalog_namespace_changed, (Datum) 0);
 			ev_callback_registered = true;
 		}
-		ev_cached.events = ev_relid(nsp, "events");
+		ext = get_extension_oid("everest", true);
+		if (!OidIsValid(ext))
+			ev_untrusted("extension everest is not installed in this database",
+						 "The everest library was called without its extension.",
+						 "CREATE EXTENSION everest;");
+		nsp = ev_trusted_namespace();
+		ev_cached.events = ev_member_relid(ext, nsp, "events");
 		ev_cached.events_in_result_order = ev_relnatts(ev_cached.events) == EV_EVENT_NCOLUMNS;
 		for (int c = 0; c < EV_EVENT_NCOLUMNS; c++)
 		{
@@ -112,11 +202,12 @@ ev_catalog(void)
 			if (ev_cached.events_attnum[c] != c + 1)
 				ev_cached.events_in_result_order = false;
 		}
-		ev_cached.events_pkey = ev_relid(nsp, "events_pkey");
-		ev_cached.events_stream_version = ev_relid(nsp, "events_stream_version_key");
-		ev_cached.tombstones = ev_relid(nsp, "tombstones");
-		ev_cached.tombstones_pkey = ev_relid(nsp, "tombstones_pkey");
-		ev_cached.position_seq = ev_relid(nsp, "position_seq");
+		ev_cached.events_pkey = ev_index_relid(nsp, "events_pkey", ev_cached.events);
+		ev_cached.events_stream_version = ev_index_relid(nsp, "events_stream_version_key", ev_cached.events);
+		ev_cached.tombstones = ev_member_relid(ext, nsp, "tombstones");
+		ev_cached.tombstones_pkey = ev_index_relid(nsp, "tombstones_pkey", ev_cached.tombstones);
+		ev_cached.handlers = ev_member_relid(ext, nsp, "handlers");
+		ev_cached.position_seq = ev_member_relid(ext, nsp, "position_seq");
 		ev_cached.position_seq_ok = ev_sequence_is_plain(ev_cached.position_seq);
 		ev_cached_valid = true;
 	}

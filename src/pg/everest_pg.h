@@ -50,6 +50,7 @@ typedef struct EvCatalog
 	Oid			events_stream_version;	/* unique index (stream, version) */
 	Oid			tombstones;
 	Oid			tombstones_pkey;
+	Oid			handlers;
 	Oid			position_seq;
 	bool		position_seq_ok;	/* CACHE 1, INCREMENT > 0, NO CYCLE */
 } EvCatalog;

@@ -90,10 +90,16 @@ ev_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 	return ev_prepare_opts(cache, sql, nargs, argtypes, 0);
 }
 
-/* The same with planner options: CURSOR_OPT_CUSTOM_PLAN where values decide the index. */
+/*
+ * The same with planner options: CURSOR_OPT_CUSTOM_PLAN where values decide the index.
+ * Every query names everest.<relation>, which resolves by name when it is (re)planned: it runs
+ * only while ev_catalog() finds the schema and those relations to be the extension's own
+ * (catalog.c, docs/security.md). That check is cached, so this costs a test of a flag.
+ */
 SPIPlanPtr
 ev_prepare_opts(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, int options)
 {
+	(void) ev_catalog();
 	if (*cache == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);

@@ -39,6 +39,14 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
   SELECT format('function %s acl=%s body=%s', p.oid::regprocedure, p.proacl, md5(pg_get_functiondef(p.oid)))
     FROM pg_proc p WHERE p.pronamespace = 'everest'::regnamespace
   UNION ALL
+  SELECT format('schema %s owner=%s acl=%s', n.nspname, n.nspowner::regrole, n.nspacl)
+    FROM pg_namespace n WHERE n.nspname = 'everest'
+  UNION ALL
+  SELECT format('extension in %s', extnamespace::regnamespace) FROM pg_extension WHERE extname = 'everest'
+  UNION ALL
+  SELECT format('initial privileges %s %s', classoid::regclass, initprivs)
+    FROM pg_init_privs WHERE classoid = 'pg_namespace'::regclass AND objoid = 'everest'::regnamespace
+  UNION ALL
   SELECT 'dumped ' || x::regclass::text FROM pg_extension e, unnest(e.extconfig) x WHERE e.extname = 'everest'
   UNION ALL
   SELECT format('sequence %s %s %s %s %s', seqrelid::regclass, seqincrement, seqmin, seqcache, seqcycle)
