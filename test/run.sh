@@ -22,7 +22,7 @@ log() { printf '\n=== %s\n' "$*"; }
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 PACKAGES=(make g++ clang libclang-rt-14-dev postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
-          libtap-parser-sourcehandler-pgtap-perl libboost-json1.81-dev libgtest-dev libpq-dev)
+          libtap-parser-sourcehandler-pgtap-perl libboost-json1.81-dev libgtest-dev libpq-dev pgbouncer)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
