@@ -106,6 +106,29 @@ void		ev_in_flight_subabort(ev_in_flight *t, uint32_t subxact);
 void		ev_in_flight_clear(ev_in_flight *t);
 int64_t		ev_in_flight_lowest(const ev_in_flight *t);
 
+/* Handler saves, leases and waits (docs/topologies.md): facts in, decision out. */
+typedef struct ev_save_facts
+{
+	const char *handler;
+	size_t		handler_len;
+	int32_t		member;
+	int64_t		position;
+	int64_t		stored;
+	bool		lease_given;
+	bool		lease_row_matches;
+	bool		lease_live;
+	bool		expected_given;
+	int64_t		expected;
+	bool		read_in_transaction;
+	bool		moved_since_read;
+} ev_save_facts;
+
+bool		ev_check_save(const ev_save_facts *facts, ev_error *err);
+bool		ev_check_member(const char *handler, size_t len, int32_t member, ev_error *err);
+int32_t		ev_handler_members(void);
+bool		ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error *err);
+bool		ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flight, ev_error *err);
+
 /* Rendering and hashing. */
 bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err);
 uint64_t	ev_lock_key(const char *name, size_t len);	/* handler leases, stream locks */

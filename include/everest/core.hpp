@@ -28,6 +28,7 @@ inline constexpr const char* wrong_expected_version = "EV001";
 inline constexpr const char* stream_deleted = "EV002";
 inline constexpr const char* duplicate_event_id = "EV003";
 inline constexpr const char* handler_position_not_forward = "EV004";
+inline constexpr const char* lease_lost = "EV005";
 inline constexpr const char* invalid_parameter_value = "22023";
 inline constexpr const char* null_value_not_allowed = "22004";
 inline constexpr const char* invalid_text_representation = "22P02";
@@ -220,5 +221,35 @@ std::string render_notification(std::int64_t position);
 // A 64-bit FNV-1a hash of a name: the key of a handler's session lease and of a stream's
 // writer lock (src/pg/handlers.c, src/pg/streams.c).
 std::uint64_t lock_key(std::string_view name);
+
+// ---------------------------------------------------------------------------------------------
+// Handler saves and leases (docs/topologies.md). The glue gathers the facts under the row locks
+// of the member's lease and checkpoint; the core decides.
+// ---------------------------------------------------------------------------------------------
+
+inline constexpr std::int32_t kHandlerMembers = 1;  // until groups (resize_handler) exist
+
+struct SaveFacts {
+  std::string_view handler;
+  std::int32_t member = 0;
+  std::int64_t position = 0;        // the position being saved
+  std::int64_t stored = 0;          // the stored checkpoint (0 when there is none)
+  bool lease_given = false;         // the save named a lease token
+  bool lease_row_matches = false;   // ... and it is the token of the member's lease row
+  bool lease_live = false;          // the member's lease row has not expired
+  bool expected_given = false;
+  std::int64_t expected = 0;
+  bool read_in_transaction = false; // a read_handler_events of this member earlier in the transaction
+  bool moved_since_read = false;    // ... and the checkpoint row is no longer the one it read from
+};
+
+// Throws EV005, EV004 or 22023 when the save must not happen.
+void check_save(const SaveFacts& f);
+// A member number given by a caller (NULL handled by the glue).
+void check_member(std::string_view handler, std::int32_t member);
+// A lease time to live in microseconds.
+void check_lease_ttl(std::int64_t ttl_us, bool has_months);
+// wait_for_position: a timeout, and whether this session would wait for its own append.
+void check_wait(std::int64_t after, std::int64_t timeout_ms, std::int64_t own_lowest_in_flight);
 
 }  // namespace everest

@@ -218,4 +218,37 @@ uint64_t ev_lock_key(const char* handler, size_t len) {
   return lock_key(std::string_view(handler, len));
 }
 
+
+bool ev_check_save(const ev_save_facts* facts, ev_error* err) {
+  return guarded(err, [&] {
+    SaveFacts f;
+    f.handler = std::string_view(facts->handler, facts->handler_len);
+    f.member = facts->member;
+    f.position = facts->position;
+    f.stored = facts->stored;
+    f.lease_given = facts->lease_given;
+    f.lease_row_matches = facts->lease_row_matches;
+    f.lease_live = facts->lease_live;
+    f.expected_given = facts->expected_given;
+    f.expected = facts->expected;
+    f.read_in_transaction = facts->read_in_transaction;
+    f.moved_since_read = facts->moved_since_read;
+    check_save(f);
+  });
+}
+
+bool ev_check_member(const char* handler, size_t len, int32_t member, ev_error* err) {
+  return guarded(err, [&] { check_member(std::string_view(handler, len), member); });
+}
+
+int32_t ev_handler_members(void) { return kHandlerMembers; }
+
+bool ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error* err) {
+  return guarded(err, [&] { check_lease_ttl(ttl_us, has_months); });
+}
+
+bool ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flight, ev_error* err) {
+  return guarded(err, [&] { check_wait(after, timeout_ms, own_lowest_in_flight); });
+}
+
 }  // extern "C"

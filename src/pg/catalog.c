@@ -37,7 +37,7 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == ev_cached.events || relid == ev_cached.events_stream_version ||
 		relid == ev_cached.events_pkey ||
 		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq ||
-		relid == ev_cached.handlers)
+		relid == ev_cached.handlers || relid == ev_cached.leases || relid == ev_cached.horizon)
 		ev_cached_valid = false;
 }
 
@@ -208,6 +208,13 @@ ev_catalog(void)
 		ev_cached.tombstones_pkey = ev_index_relid(nsp, "tombstones_pkey", ev_cached.tombstones);
 		ev_cached.handlers = ev_member_relid(ext, nsp, "handlers");
 		ev_cached.position_seq = ev_member_relid(ext, nsp, "position_seq");
+		/* 0.4.0's tables; a database not yet updated runs without them */
+		ev_cached.leases = get_relname_relid("leases", nsp);
+		if (OidIsValid(ev_cached.leases))
+			ev_cached.leases = ev_member_relid(ext, nsp, "leases");
+		ev_cached.horizon = get_relname_relid("horizon", nsp);
+		if (OidIsValid(ev_cached.horizon))
+			ev_cached.horizon = ev_member_relid(ext, nsp, "horizon");
 		ev_cached.position_seq_ok = ev_sequence_is_plain(ev_cached.position_seq);
 		ev_cached_valid = true;
 	}

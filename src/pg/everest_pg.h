@@ -9,7 +9,8 @@
  *   append.c    append_events, append_event
  *   read.c      read_event, read_stream_*, read_all_*, stream_version
  *   delete.c    delete_stream, the immutability trigger
- *   handlers.c  handler checkpoints, state and leases
+ *   handlers.c  handler checkpoints and state, what a transaction read from, session leases
+ *   leases.c    leases in a table (acquire_lease, renew_lease, release_lease)
  *   notify.c    the notifier worker: NOTIFY everest when safe_position() moves
  */
 #ifndef EVEREST_PG_H
@@ -20,6 +21,7 @@
 #include "fmgr.h"
 #include "executor/spi.h"
 #include "storage/lwlock.h"
+#include "utils/uuid.h"
 
 #include "everest/capi.h"
 
@@ -51,6 +53,8 @@ typedef struct EvCatalog
 	Oid			tombstones;
 	Oid			tombstones_pkey;
 	Oid			handlers;
+	Oid			leases;			/* InvalidOid in a database still on 0.3.0 */
+	Oid			horizon;		/* likewise */
 	Oid			position_seq;
 	bool		position_seq_ok;	/* CACHE 1, INCREMENT > 0, NO CYCLE */
 } EvCatalog;
@@ -74,6 +78,10 @@ extern void ev_require_horizon(void);
 extern void ev_draw_positions(int n, int64 *positions);
 extern int64 ev_safe_position(void);
 extern void ev_require_read_committed(void);
+
+/* leases.c: the member's lease row, locked FOR SHARE (a save's facts) */
+extern void ev_lease_facts(const char *handler, size_t len, int32 member, const pg_uuid_t *lease,
+						   bool *row_matches, bool *live);
 
 /* notify.c */
 extern bool ev_notify_enabled;

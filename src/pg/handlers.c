@@ -4,6 +4,7 @@
  */
 #include "everest_pg.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -11,41 +12,192 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/uuid.h"
 
-static SPIPlanPtr plan_get, plan_save_position, plan_save_state, plan_reset;
+static SPIPlanPtr plan_get, plan_lock, plan_update_position, plan_update_state, plan_insert_position,
+			plan_insert_state, plan_reset;
 
-/* The handler's stored position (0 when unknown) and, if asked, its state. */
-static int64
-ev_handler_checkpoint(const char *handler, size_t len, Datum *state, bool *state_null)
+/*
+ * The handler's stored checkpoint: position (0 when there is none), whether the row exists, its
+ * row version (xmin: every save and reset writes a new one, so a reset back to the same position
+ * still counts as a move) and, if asked, its state. `lock`: FOR UPDATE, for a save.
+ */
+typedef struct EvCheckpoint
+{
+	int64		position;
+	bool		exists;
+	TransactionId xmin;
+} EvCheckpoint;
+
+static EvCheckpoint
+ev_handler_checkpoint_row(const char *handler, size_t len, bool lock, Datum *state, bool *state_null)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
-	int64		position = 0;
+	EvCheckpoint cp = {0, false, InvalidTransactionId};
 	int			rc;
 
 	if (state_null)
 		*state_null = true;
 	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
-	rc = SPI_execute_plan(ev_prepare(&plan_get,
-									 "SELECT position, state FROM everest.handlers "
-									 "WHERE handler OPERATOR(pg_catalog.=) $1",
-									 1, types),
+	rc = SPI_execute_plan(lock
+						  ? ev_prepare(&plan_lock,
+									   "SELECT position, NULL::pg_catalog.jsonb, xmin FROM everest.handlers "
+									   "WHERE handler OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+									   1, types)
+						  : ev_prepare(&plan_get,
+									   "SELECT position, state, xmin FROM everest.handlers "
+									   "WHERE handler OPERATOR(pg_catalog.=) $1",
+									   1, types),
 						  args, NULL, false, 1);
 	ev_spi_check(rc, "reading a handler");
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 
-		position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		cp.exists = true;
+		cp.position = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
+		cp.xmin = DatumGetTransactionId(SPI_getbinval(row, desc, 3, &isnull));
 		if (state)
 		{
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, state_null);
+			Datum		d = SPI_getbinval(row, desc, 2, state_null);
 
 			if (!*state_null)
 				*state = SPI_datumTransfer(d, false, -1);
 		}
 	}
-	return position;
+	return cp;
+}
+
+static int64
+ev_handler_checkpoint(const char *handler, size_t len, Datum *state, bool *state_null)
+{
+	return ev_handler_checkpoint_row(handler, len, false, state, state_null).position;
+}
+
+/*
+ * What this transaction read handlers' events from (docs/topologies.md, "Exactly once without a
+ * lease"): per handler member, the checkpoint row the first read_handler_events of the
+ * transaction started from, replaced by the row each of its own saves wrote. A save compares it
+ * with the row it locks. It lives in the transaction's memory and is forgotten at its end, so a
+ * pooler never hands it to another client; a subtransaction that rolls back a save restores the
+ * row it replaced.
+ */
+typedef struct EvHandlerRead
+{
+	char	   *handler;
+	size_t		len;
+	int32		member;
+	bool		exists;
+	TransactionId xmin;
+	SubTransactionId saved_in;	/* the subtransaction of the last save; Invalid: a read */
+	bool		prev_exists;
+	TransactionId prev_xmin;
+	SubTransactionId prev_saved_in;
+	struct EvHandlerRead *next;
+} EvHandlerRead;
+
+static EvHandlerRead *ev_reads = NULL;
+static bool ev_reads_callbacks = false;
+
+static void
+ev_reads_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			ev_reads = NULL;	/* its memory goes with TopTransactionContext */
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+ev_reads_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	for (EvHandlerRead *r = ev_reads; r != NULL; r = r->next)
+	{
+		if (r->saved_in != mySubid || r->saved_in == InvalidSubTransactionId)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			r->saved_in = parentSubid;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			r->exists = r->prev_exists;
+			r->xmin = r->prev_xmin;
+			r->saved_in = r->prev_saved_in;
+		}
+	}
+}
+
+static EvHandlerRead *
+ev_find_read(const char *handler, size_t len, int32 member)
+{
+	for (EvHandlerRead *r = ev_reads; r != NULL; r = r->next)
+		if (r->member == member && r->len == len && memcmp(r->handler, handler, len) == 0)
+			return r;
+	return NULL;
+}
+
+/*
+ * Records a read (only the first of the transaction counts; before = cp) or a save (always:
+ * `before` is the row the save replaced, `cp` the row it wrote).
+ */
+static void
+ev_record_checkpoint(const char *handler, size_t len, int32 member, EvCheckpoint before,
+					 EvCheckpoint cp, bool save)
+{
+	EvHandlerRead *r = ev_find_read(handler, len, member);
+
+	if (!ev_reads_callbacks)
+	{
+		RegisterXactCallback(ev_reads_xact_callback, NULL);
+		RegisterSubXactCallback(ev_reads_subxact_callback, NULL);
+		ev_reads_callbacks = true;
+	}
+	if (r != NULL && !save)
+		return;
+	if (r == NULL)
+	{
+		r = MemoryContextAllocZero(TopTransactionContext, sizeof(EvHandlerRead));
+		r->handler = MemoryContextAlloc(TopTransactionContext, len + 1);
+		memcpy(r->handler, handler, len);
+		r->handler[len] = '\0';
+		r->len = len;
+		r->member = member;
+		r->next = ev_reads;
+		ev_reads = r;
+		r->prev_exists = before.exists;
+		r->prev_xmin = before.xmin;
+		r->prev_saved_in = InvalidSubTransactionId;
+	}
+	else
+	{
+		r->prev_exists = r->exists;
+		r->prev_xmin = r->xmin;
+		r->prev_saved_in = r->saved_in;
+	}
+	r->exists = cp.exists;
+	r->xmin = cp.xmin;
+	r->saved_in = save ? GetCurrentSubTransactionId() : InvalidSubTransactionId;
+}
+
+/* reset_handler rewinds on purpose: what the transaction read before no longer binds it. */
+static void
+ev_forget_reads(const char *handler, size_t len)
+{
+	for (EvHandlerRead *r = ev_reads; r != NULL; r = r->next)
+		if (r->len == len && memcmp(r->handler, handler, len) == 0)
+			r->member = -1;
 }
 
 static char *
@@ -83,7 +235,12 @@ everest_handler_position(PG_FUNCTION_ARGS)
 	int64		position;
 
 	SPI_connect();
-	position = ev_handler_checkpoint(handler, len, NULL, NULL);
+	{
+		EvCheckpoint cp = ev_handler_checkpoint_row(handler, len, false, NULL, NULL);
+
+		position = cp.position;
+		ev_record_checkpoint(handler, len, 0, cp, cp, false);
+	}
 	SPI_finish();
 	PG_RETURN_INT64(position);
 }
@@ -105,9 +262,64 @@ everest_handler_state(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(state);
 }
 
+/* A member argument: not NULL, and a member of the handler. */
+static int32
+ev_member_arg(FunctionCallInfo fcinfo, int argno, const char *handler, size_t len)
+{
+	int32		member;
+	ev_error	err;
+
+	if (argno >= PG_NARGS())
+		return 0;				/* a database still on 0.3.0: the old signature */
+	ev_require_arg(fcinfo, argno, "member");
+	member = PG_GETARG_INT32(argno);
+	ev_check(ev_check_member(handler, len, member, &err), &err);
+	return member;
+}
+
+/* Writes the checkpoint row (locked, or absent) and returns it; exists = false: someone else
+ * inserted it first. */
+static EvCheckpoint
+ev_write_checkpoint(Datum *args, char *nulls, bool with_state, bool exists)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, JSONBOID};
+	EvCheckpoint cp = {DatumGetInt64(args[1]), false, InvalidTransactionId};
+	SPIPlanPtr	plan;
+	int			rc;
+
+	if (exists)
+		plan = with_state
+			? ev_prepare(&plan_update_state,
+						 "UPDATE everest.handlers SET position = $2, state = $3, updated_at = pg_catalog.now() "
+						 "WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING xmin", 3, types)
+			: ev_prepare(&plan_update_position,
+						 "UPDATE everest.handlers SET position = $2, updated_at = pg_catalog.now() "
+						 "WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING xmin", 2, types);
+	else
+		plan = with_state
+			? ev_prepare(&plan_insert_state,
+						 "INSERT INTO everest.handlers (handler, position, state) VALUES ($1, $2, $3) "
+						 "ON CONFLICT (handler) DO NOTHING RETURNING xmin", 3, types)
+			: ev_prepare(&plan_insert_position,
+						 "INSERT INTO everest.handlers (handler, position) VALUES ($1, $2) "
+						 "ON CONFLICT (handler) DO NOTHING RETURNING xmin", 2, types);
+	rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	ev_spi_check(rc, "saving a handler checkpoint");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		cp.exists = true;
+		cp.xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	return cp;
+}
+
 /*
- * Saves a checkpoint that must move forward. The upsert's WHERE is evaluated on the row as it
- * is once any concurrent saver committed, so two deliveries of one batch cannot both pass.
+ * save_handler_position / save_handler_state (docs/topologies.md): under the locks of the
+ * member's lease row and checkpoint row, the core decides from the facts (lease, expected
+ * position, what this transaction read from, moving forward); then the row is written. Two
+ * first-ever saves race on the insert: the loser finds the row and decides again.
  */
 static void
 ev_save_checkpoint(FunctionCallInfo fcinfo, bool with_state)
@@ -115,11 +327,16 @@ ev_save_checkpoint(FunctionCallInfo fcinfo, bool with_state)
 	size_t		len;
 	char	   *handler = ev_handler_arg(fcinfo, &len);
 	int64		position = ev_position_arg(fcinfo, 1);
-	Oid			types[3] = {TEXTOID, INT8OID, JSONBOID};
+	int			next_arg = with_state ? 3 : 2;
+	int32		member = ev_member_arg(fcinfo, next_arg, handler, len);
+	bool		lease_given = next_arg + 1 < PG_NARGS() && !PG_ARGISNULL(next_arg + 1);
+	pg_uuid_t  *lease = lease_given ? PG_GETARG_UUID_P(next_arg + 1) : NULL;
+	bool		expected_given = next_arg + 2 < PG_NARGS() && !PG_ARGISNULL(next_arg + 2);
+	int64		expected = expected_given ? ev_position_arg(fcinfo, next_arg + 2) : 0;
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	int			rc;
-	uint64		saved = 0;
+	ev_save_facts facts;
+	ev_error	err;
 
 	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
 	args[1] = Int64GetDatum(position);
@@ -132,37 +349,35 @@ ev_save_checkpoint(FunctionCallInfo fcinfo, bool with_state)
 			args[2] = PG_GETARG_DATUM(2);
 	}
 
-	SPI_connect();
-	if (position > 0)
-	{
-		rc = SPI_execute_plan(with_state
-							  ? ev_prepare(&plan_save_state,
-										   "INSERT INTO everest.handlers AS h (handler, position, state) "
-										   "VALUES ($1, $2, $3) ON CONFLICT (handler) DO UPDATE "
-										   "SET position = excluded.position, state = excluded.state, "
-										   "updated_at = pg_catalog.now() "
-										   "WHERE h.position OPERATOR(pg_catalog.<) excluded.position",
-										   3, types)
-							  : ev_prepare(&plan_save_position,
-										   "INSERT INTO everest.handlers AS h (handler, position) "
-										   "VALUES ($1, $2) ON CONFLICT (handler) DO UPDATE "
-										   "SET position = excluded.position, updated_at = pg_catalog.now() "
-										   "WHERE h.position OPERATOR(pg_catalog.<) excluded.position",
-										   2, types),
-							  args, nulls, false, 0);
-		ev_spi_check(rc, "saving a handler checkpoint");
-		saved = SPI_processed;
-	}
-	if (saved == 0)
-	{
-		int64		stored = ev_handler_checkpoint(handler, len, NULL, NULL);
+	memset(&facts, 0, sizeof(facts));
+	facts.handler = handler;
+	facts.handler_len = len;
+	facts.member = member;
+	facts.position = position;
+	facts.lease_given = lease_given;
+	facts.expected_given = expected_given;
+	facts.expected = expected;
 
-		ereport(ERROR,
-				(errcode(MAKE_SQLSTATE('E', 'V', '0', '0', '4')),
-				 errmsg("handler \"%s\" position " INT64_FORMAT " does not move forward from " INT64_FORMAT,
-						handler, position, stored),
-				 errdetail("This batch was most likely applied already; roll back this transaction."),
-				 errhint("Use everest.reset_handler() to rewind on purpose.")));
+	SPI_connect();
+	ev_lease_facts(handler, len, member, lease, &facts.lease_row_matches, &facts.lease_live);
+	for (;;)
+	{
+		EvCheckpoint before = ev_handler_checkpoint_row(handler, len, true, NULL, NULL);
+		EvHandlerRead *read = ev_find_read(handler, len, member);
+		EvCheckpoint after;
+
+		facts.stored = before.position;
+		facts.read_in_transaction = read != NULL;
+		facts.moved_since_read = read != NULL &&
+			(read->exists != before.exists || (before.exists && read->xmin != before.xmin));
+		ev_check(ev_check_save(&facts, &err), &err);
+		after = ev_write_checkpoint(args, nulls, with_state, before.exists);
+		if (after.exists)
+		{
+			ev_record_checkpoint(handler, len, member, before, after, true);
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_finish();
 }
@@ -205,6 +420,7 @@ everest_reset_handler(PG_FUNCTION_ARGS)
 						  args, NULL, false, 0);
 	ev_spi_check(rc, "resetting a handler");
 	SPI_finish();
+	ev_forget_reads(handler, len);
 	PG_RETURN_VOID();
 }
 
@@ -225,7 +441,12 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 	ev_require_horizon();
 	ev_require_read_committed();
 	SPI_connect();
-	position = ev_handler_checkpoint(handler, len, NULL, NULL);
+	{
+		EvCheckpoint cp = ev_handler_checkpoint_row(handler, len, false, NULL, NULL);
+
+		position = cp.position;
+		ev_record_checkpoint(handler, len, 0, cp, cp, false);
+	}
 	SPI_finish();
 
 	ev_read_into(fcinfo, kind == EV_STREAM_REGULAR ? EV_STREAM_REGULAR_BY_POSITION : kind, source,

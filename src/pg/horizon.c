@@ -21,18 +21,26 @@
  */
 #include "everest_pg.h"
 
+#include "access/heapam.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/sequence.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/backendid.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 typedef struct EvSlot
 {
@@ -44,6 +52,7 @@ typedef struct EvSlot
 typedef struct EvHorizonShared
 {
 	LWLock	   *lock;
+	ConditionVariable moved;	/* broadcast when a transaction's positions leave flight */
 	int			nslots;
 	EvSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } EvHorizonShared;
@@ -84,6 +93,7 @@ ev_shmem_startup(void)
 	if (!found)
 	{
 		ev_shared->lock = &(GetNamedLWLockTranche("everest"))->lock;
+		ConditionVariableInit(&ev_shared->moved);
 		ev_shared->nslots = MaxBackends + 1;
 		for (int i = 0; i < ev_shared->nslots; i++)
 		{
@@ -122,6 +132,7 @@ ev_end_of_transaction(void)
 	ev_in_flight_clear(ev_tracker);
 	ev_publish_lowest();
 	ev_notify_wake();			/* the horizon may have moved */
+	ConditionVariableBroadcast(&ev_shared->moved);	/* wait_for_position */
 }
 
 static void
@@ -169,6 +180,7 @@ ev_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				{
 					ev_publish_lowest();
 					ev_notify_wake();
+					ConditionVariableBroadcast(&ev_shared->moved);
 				}
 				break;
 			}
@@ -181,7 +193,10 @@ static void
 ev_on_exit(int code, Datum arg)
 {
 	if (ev_shared != NULL && MyBackendId != InvalidBackendId)
+	{
 		pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest, 0);
+		ConditionVariableBroadcast(&ev_shared->moved);
+	}
 }
 
 void
@@ -195,9 +210,15 @@ ev_horizon_init(void)
 	RegisterSubXactCallback(ev_subxact_callback, NULL);
 }
 
+/*
+ * The primary's horizon needs shared memory; a hot standby reads the published one
+ * (ev_published_horizon) and needs none.
+ */
 void
 ev_require_horizon(void)
 {
+	if (RecoveryInProgress())
+		return;
 	if (ev_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -282,6 +303,45 @@ ev_last_drawn(Oid seq)
 	return fcinfo->isnull ? 0 : DatumGetInt64(result);
 }
 
+/*
+ * On a hot standby (docs/topologies.md): the horizon the primary's notifier last published in
+ * everest.horizon, read with the latest snapshot. The row's commit follows, in the WAL, the
+ * commits of every position at or below it, so a snapshot that sees the row sees them; the
+ * caller's reads take their snapshot after this one. A standby has no positions in flight of its
+ * own, and its sequence shows what the primary WAL-logged (up to 32 ahead), never what is safe.
+ */
+static int64
+ev_published_horizon(void)
+{
+	Oid			relid = ev_catalog()->horizon;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	Snapshot	snapshot;
+	int64		published = 0;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database's everest publishes no horizon for standbys"),
+				 errhint("Run ALTER EXTENSION everest UPDATE on the primary.")));
+	rel = table_open(relid, AccessShareLock);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, 2, RelationGetDescr(rel), &isnull);
+
+		if (!isnull && DatumGetInt64(d) > published)
+			published = DatumGetInt64(d);
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return published;
+}
+
 int64
 ev_safe_position(void)
 {
@@ -289,6 +349,8 @@ ev_safe_position(void)
 	int64		lowest = 0;
 	int64		safe;
 
+	if (RecoveryInProgress())
+		return ev_published_horizon();
 	ev_require_horizon();
 	seq = ev_catalog()->position_seq;
 	LockRelationOid(seq, RowExclusiveLock);
@@ -340,4 +402,63 @@ everest_in_flight_appends(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(ev_shared->lock);
 	return (Datum) 0;
+}
+
+/*
+ * wait_for_position(after, timeout_ms) (docs/topologies.md, "Waking up without LISTEN"):
+ * safe_position() as soon as it is greater than `after`, or when the timeout passes. On a
+ * primary, transactions whose positions leave flight broadcast a condition variable; a standby
+ * has no such signal and looks at the published horizon every EV_STANDBY_POLL_MS. Cancellable
+ * (the sleeps check for interrupts); a session whose own append is in flight below `after`
+ * would wait for itself and gets 55000.
+ */
+#define EV_STANDBY_POLL_MS 10
+
+PG_FUNCTION_INFO_V1(everest_wait_for_position);
+Datum
+everest_wait_for_position(PG_FUNCTION_ARGS)
+{
+	int64		after;
+	int64		timeout_ms;
+	int64		own = 0;
+	bool		standby = RecoveryInProgress();
+	TimestampTz deadline;
+	int64		safe;
+	ev_error	err;
+
+	ev_require_arg(fcinfo, 0, "after");
+	ev_require_arg(fcinfo, 1, "timeout_ms");
+	after = PG_GETARG_INT64(0);
+	timeout_ms = PG_GETARG_INT32(1);
+	ev_require_horizon();
+	if (!standby && ev_tracker != NULL)
+		own = ev_in_flight_lowest(ev_tracker);
+	ev_check(ev_check_wait(after, timeout_ms, own, &err), &err);
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	if (!standby)
+		ConditionVariablePrepareToSleep(&ev_shared->moved);
+	for (;;)
+	{
+		long		remaining;
+
+		safe = ev_safe_position();
+		if (safe > after)
+			break;
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+		if (standby)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(remaining, EV_STANDBY_POLL_MS), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		else
+			(void) ConditionVariableTimedSleep(&ev_shared->moved, remaining, PG_WAIT_EXTENSION);
+	}
+	if (!standby)
+		ConditionVariableCancelSleep();
+	PG_RETURN_INT64(safe);
 }

@@ -28,7 +28,9 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "catalog/pg_type.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #define EV_MAX_NOTIFIERS 64
@@ -123,7 +125,7 @@ ev_notify_ensure_notifier(void)
 	int			free_slot = -1;
 	int			start = -1;
 
-	if (ev_notify == NULL || !ev_notify_enabled)
+	if (ev_notify == NULL)
 		return;
 	if (ev_my_notifier >= 0)
 	{
@@ -199,7 +201,40 @@ ev_notifier_leave(int code, Datum arg)
 	LWLockRelease(ev_notify->lock);
 }
 
-/* One round: NOTIFY the horizon if it moved. Returns the position announced, or `last`. */
+/*
+ * Publishes the horizon in everest.horizon, for hot standbys and logical mirrors
+ * (docs/topologies.md): in the notifier's own transaction, never an appender's, so appenders do
+ * not queue on the row. The write commits with synchronous_commit = local: a synchronous standby
+ * that is down must not stop the horizon (the row only ever trails the truth, so losing it in a
+ * crash is safe). A database not yet updated to 0.4.0 has no such table.
+ */
+static SPIPlanPtr plan_publish;
+
+static void
+ev_publish_horizon(int64 safe)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+
+	if (!OidIsValid(ev_catalog()->horizon))
+		return;
+	(void) set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	args[0] = Int64GetDatum(safe);
+	SPI_connect();
+	ev_spi_check(SPI_execute_plan(ev_prepare(&plan_publish,
+											 "UPDATE everest.horizon SET position = $1, published_at = pg_catalog.now() "
+											 "WHERE position OPERATOR(pg_catalog.<) $1",
+											 1, types),
+								  args, NULL, false, 0),
+				 "publishing the horizon");
+	SPI_finish();
+}
+
+/*
+ * One round: publish the horizon and NOTIFY it (unless everest.notify is off) if it moved.
+ * Returns the position published, or `last`.
+ */
 static int64
 ev_notifier_round(int64 last)
 {
@@ -214,9 +249,15 @@ ev_notifier_round(int64 last)
 		char		payload[64];
 		ev_error	err;
 
-		if (!ev_render_notification(safe, payload, sizeof(payload), &err))
-			ev_raise(&err);
-		Async_Notify("everest", payload);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		ev_publish_horizon(safe);
+		PopActiveSnapshot();
+		if (ev_notify_enabled)
+		{
+			if (!ev_render_notification(safe, payload, sizeof(payload), &err))
+				ev_raise(&err);
+			Async_Notify("everest", payload);
+		}
 	}
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -265,8 +306,6 @@ everest_notifier_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (!ev_notify_enabled)
-			proc_exit(0);
 
 		last = ev_notifier_round(last);
 		if (last != before || (rc & WL_LATCH_SET))
