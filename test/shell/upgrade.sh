@@ -93,6 +93,7 @@ SELECT everest.append_events('bulk-' || (g % 50), jsonb_build_array(jsonb_build_
 SELECT everest.save_handler_state('projector', 2, '{"balance": 7}');
 GRANT USAGE ON SCHEMA everest TO ev_up_reader;
 GRANT SELECT ON everest.events TO ev_up_reader;
+GRANT EXECUTE ON FUNCTION everest.save_handler_position(text, bigint) TO ev_up_reader;
 CREATE INDEX events_by_type ON everest.events (type);
 CREATE PUBLICATION ev_up_pub FOR TABLE everest.events;
 CREATE VIEW public.user_view AS SELECT stream, position FROM everest.events;
@@ -134,6 +135,10 @@ is "a reused id is still refused" \
   "$(sqlstate_of ev_up_data "SELECT everest.append_events('other-1', (SELECT jsonb_build_array(jsonb_build_object('type', type, 'id', id)) FROM everest.read_event('acct-1', 0)))")" "EV003"
 is "categories read as before" "$(q -d ev_up_data -c "SELECT count(*) FROM everest.read_stream_forward('\$ce-bulk', 0, 100000)")" "2000"
 is "the user's grant on everest.events is kept" "$(q -d ev_up_data -c "SELECT has_table_privilege('ev_up_reader', 'everest.events', 'SELECT')")" "t"
+is "the EXECUTE grant on save_handler_position survives its replacement (0.4.0's new arguments)" \
+  "$(q -d ev_up_data -c "SELECT has_function_privilege('ev_up_reader', 'everest.save_handler_position(text, bigint, integer, uuid, bigint)', 'EXECUTE')")" "t"
+is "old calls of the replaced functions keep working" \
+  "$(q -d ev_up_data -c "SELECT everest.save_handler_position('projector', 3)" -c "SELECT everest.save_handler_state('projector', 4, '{}')" -c "SELECT everest.handler_position('projector')" | tail -1)" "4"
 is "the user's index on everest.events is rebuilt" "$(q -d ev_up_data -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_by_type'")" \
   "CREATE INDEX events_by_type ON everest.events USING btree (type)"
 is "the publication still has everest.events" "$(q -d ev_up_data -c "SELECT string_agg(pubname, ',') FROM pg_publication_tables WHERE schemaname = 'everest' AND tablename = 'events'")" "ev_up_pub"

@@ -1,0 +1,116 @@
+// The rules of handler saves, leases and waits (src/core/handlers.cpp, docs/topologies.md).
+#include "test_util.hpp"
+
+using everest::SaveFacts;
+using everest_test::Contains;
+using everest_test::ErrorOf;
+
+namespace {
+
+SaveFacts Plain(std::int64_t position, std::int64_t stored) {
+  SaveFacts f;
+  f.handler = "proj";
+  f.position = position;
+  f.stored = stored;
+  return f;
+}
+
+std::string StateOf(const SaveFacts& f) { return ErrorOf([&] { everest::check_save(f); }).sqlstate; }
+
+}  // namespace
+
+TEST(CheckSave, MovingForwardWithoutLeaseOrReadPasses) {
+  EXPECT_EQ(StateOf(Plain(5, 4)), "");
+  EXPECT_EQ(StateOf(Plain(1, 0)), "");
+}
+
+TEST(CheckSave, NotMovingForwardIsEV004) {
+  EXPECT_EQ(StateOf(Plain(4, 4)), "EV004");
+  EXPECT_EQ(StateOf(Plain(3, 4)), "EV004");
+  EXPECT_EQ(StateOf(Plain(0, 0)), "EV004");
+  auto e = ErrorOf([] { everest::check_save(Plain(4, 4)); });
+  EXPECT_EQ(e.message, "handler \"proj\" position 4 does not move forward from 4");
+  EXPECT_TRUE(Contains(e.hint, "reset_handler"));
+}
+
+TEST(CheckSave, MovedSinceReadIsEV004EvenWhenAhead) {
+  SaveFacts f = Plain(20, 15);
+  f.read_in_transaction = true;
+  f.moved_since_read = true;
+  auto e = ErrorOf([&] { everest::check_save(f); });
+  EXPECT_EQ(e.sqlstate, "EV004");
+  EXPECT_EQ(e.message, "handler \"proj\" checkpoint moved since this transaction read from it");
+  f.moved_since_read = false;
+  EXPECT_EQ(StateOf(f), "");
+}
+
+TEST(CheckSave, ExpectedPositionMustBeTheCheckpoint) {
+  SaveFacts f = Plain(20, 15);
+  f.expected_given = true;
+  f.expected = 10;
+  auto e = ErrorOf([&] { everest::check_save(f); });
+  EXPECT_EQ(e.sqlstate, "EV004");
+  EXPECT_EQ(e.message, "handler \"proj\" checkpoint is 15, not the expected 10");
+  f.expected = 15;
+  EXPECT_EQ(StateOf(f), "");
+  f.position = 15;
+  EXPECT_EQ(StateOf(f), "EV004");  // still must move forward
+}
+
+TEST(CheckSave, LeaseRules) {
+  SaveFacts f = Plain(5, 4);
+  f.lease_live = true;  // someone holds the member
+  auto e = ErrorOf([&] { everest::check_save(f); });
+  EXPECT_EQ(e.sqlstate, "EV005");
+  EXPECT_EQ(e.message, "handler \"proj\" member 0 is leased; a save must name the lease");
+
+  f.lease_given = true;  // a token that is not the row's
+  e = ErrorOf([&] { everest::check_save(f); });
+  EXPECT_EQ(e.sqlstate, "EV005");
+  EXPECT_TRUE(Contains(e.detail, "Another runner"));
+
+  f.lease_row_matches = true;  // the holder's own live lease
+  EXPECT_EQ(StateOf(f), "");
+
+  f.lease_live = false;  // ... expired
+  e = ErrorOf([&] { everest::check_save(f); });
+  EXPECT_EQ(e.sqlstate, "EV005");
+  EXPECT_EQ(e.detail, "The lease expired.");
+
+  f.lease_given = false;  // no lease named, none live: the plain rules
+  f.lease_row_matches = false;
+  EXPECT_EQ(StateOf(f), "");
+}
+
+TEST(CheckSave, FencingComesBeforeEverythingElse) {
+  SaveFacts f = Plain(3, 4);  // would be EV004
+  f.lease_given = true;       // but the lease is lost
+  EXPECT_EQ(StateOf(f), "EV005");
+}
+
+TEST(CheckMember, OnlyMemberZeroUntilGroupsExist) {
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 0); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 1); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", -1); }).sqlstate, "22023");
+  SaveFacts f = Plain(5, 4);
+  f.member = 2;
+  EXPECT_EQ(StateOf(f), "22023");
+}
+
+TEST(CheckLeaseTtl, PositiveAndAtMostADay) {
+  EXPECT_EQ(ErrorOf([] { everest::check_lease_ttl(1, false); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_lease_ttl(86'400'000'000LL, false); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_lease_ttl(86'400'000'001LL, false); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_lease_ttl(0, false); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_lease_ttl(-5, false); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_lease_ttl(1000, true); }).sqlstate, "22023");
+}
+
+TEST(CheckWait, TimeoutAndOwnAppend) {
+  EXPECT_EQ(ErrorOf([] { everest::check_wait(10, 0, 0); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_wait(10, -1, 0); }).sqlstate, "22023");
+  // Own append in flight at 12: safe_position() cannot pass 11.
+  EXPECT_EQ(ErrorOf([] { everest::check_wait(10, 100, 12); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_wait(11, 100, 12); }).sqlstate, "55000");
+  EXPECT_EQ(ErrorOf([] { everest::check_wait(50, 100, 12); }).sqlstate, "55000");
+}
