@@ -1,17 +1,25 @@
 #!/usr/bin/env node
 'use strict';
 // An everest subscriber in Node.js with node-postgres ("pg"). It follows the subscriber protocol
-// of everest-tail (tools/everest-tail/everest_tail.cpp):
+// of everest-tail (tools/everest-tail/everest_tail.cpp), which works on direct connections and
+// through transaction poolers (PgBouncer pool_mode = transaction): no named prepared statement
+// and no session state outlives a transaction (apart from LISTEN with wake 'listen').
 //
-//   1. connect; SELECT everest.try_acquire_handler(handler) until true (one process per handler;
-//      the lease ends with the session);
-//   2. LISTEN everest;
-//   3. repeat: BEGIN ISOLATION LEVEL READ COMMITTED; read_handler_events(handler, source, batch);
-//      apply each event; save_handler_position(handler, last position); COMMIT. After an empty
-//      batch, wait for a notification on "everest" or pollMs, whichever comes first;
+//   1. connect; SELECT * FROM everest.acquire_lease(handler, ttl) until it returns a row (member,
+//      lease token); renew it every ttl/3 (renew_lease). renew_lease false, or EV005 from a save:
+//      the lease is lost; roll back, stop applying, acquire it again. After a reconnect the token
+//      is renewed, not acquired again. (lease 'session', and servers before everest 0.4.0:
+//      try_acquire_handler, a session lease for direct connections only.)
+//   2. wake 'listen': LISTEN everest (where it fails with 25006, on a hot standby, it wakes with
+//      wait_for_position instead);
+//   3. repeat: BEGIN ISOLATION LEVEL READ COMMITTED; (wake 'wait': SELECT safe_position());
+//      read_handler_events(handler, source, batch); apply each event;
+//      save_handler_position(handler, last position, member => m, lease => token); COMMIT. After
+//      an empty batch, wait for a notification on "everest" or pollMs, whichever comes first
+//      ('listen'), or SELECT everest.wait_for_position(that safe_position, pollMs) ('wait');
 //   EV004 on save (someone else moved the checkpoint): roll back, read again. Lost connections:
-//   reconnect with backoff (100 ms doubling to 5 s, reset after a successful round), re-take the
-//   lease, resume from the stored checkpoint.
+//   reconnect with backoff (100 ms doubling to 5 s, reset after a successful round), resume from
+//   the stored checkpoint. stop() and once release the lease (release_lease).
 //
 // As a library:
 //
@@ -19,19 +27,22 @@
 //   const sub = subscribe({
 //     connection: { host: '/var/run/postgresql', database: 'app' },  // or a connection string
 //     handler: 'balances',
+//     wake: 'wait',                                  // through PgBouncer or on a standby
 //     apply: async (client, event) => {            // runs inside the checkpoint's transaction
 //       await client.query('UPDATE ... WHERE stream = $1', [event.stream]);
 //     },
 //   });
 //   ...
-//   await sub.stop();   // finishes the batch in progress, closes the connection
+//   await sub.stop();   // finishes the batch in progress, releases the lease, closes the connection
 //
 // As a command (the same options as everest-tail):
 //
 //   node subscriber.js --handler NAME [--source '$all'] [--batch 500] [--poll-ms 1000]
-//                      [--apply SQL] [--from-start] [--once] [--quiet] [CONNECTION]
+//                      [--apply SQL] [--from-start] [--once] [--quiet]
+//                      [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNECTION]
 
-const { Client } = require('pg');
+const net = require('net');
+const { Client, Query } = require('pg');
 
 const READ_SQL =
   'SELECT stream, version, position, id, type, data, metadata, ' +
@@ -53,6 +64,7 @@ function classify(err, connectionBroken) {
   const code = err && err.code;
   if (isServerError(err)) {
     if (code === 'EV004') return 'moved';
+    if (code === 'EV005') return 'lease';
     if (code === '08P01') return 'fatal';
     if (/^(08|40|53|57|58)/.test(code) || code === '55P03' || code === '25P03') return 'retry';
     return 'fatal';
@@ -61,6 +73,24 @@ function classify(err, connectionBroken) {
   // SQLSTATE; an error of the caller's own code (a TypeError in apply, say) is marked fatal
   // where it is caught.
   return 'retry';
+}
+
+// A CancelRequest for the statement that client is running (what libpq's PQcancel sends; it
+// works through PgBouncer too).
+function sendCancel(client) {
+  if (client.processID === null || client.secretKey === null) return;
+  const socket = typeof client.host === 'string' && client.host.startsWith('/')
+    ? net.connect(`${client.host}/.s.PGSQL.${client.port}`)
+    : net.connect(client.port, client.host);
+  socket.on('error', () => {});
+  socket.on('connect', () => {
+    const request = Buffer.alloc(16);
+    request.writeInt32BE(16, 0);
+    request.writeInt32BE(80877102, 4);
+    request.writeInt32BE(client.processID, 8);
+    request.writeInt32BE(client.secretKey, 12);
+    socket.end(request);
+  });
 }
 
 function toEvent(row) {
@@ -93,6 +123,11 @@ class Subscriber {
     this.onBatch = options.onBatch || null;      // async (events) => void, before COMMIT
     this.once = !!options.once;
     this.fromStart = !!options.fromStart;
+    this.wakeWait = options.wake === 'wait';             // 'listen' (default) or 'wait'
+    this.sessionLease = options.lease === 'session';     // 'table' (default) or 'session'
+    this.leaseTtl = options.leaseTtl || 30;              // seconds
+    this.lease = null;       // { member, token, renewed } of the table lease, kept across reconnects
+    this.cancelWait = null;  // cancels a wait_for_position in progress
     this.log = options.log || ((msg) => console.error(`${new Date().toISOString()} subscriber[${this.handler}]: ${msg}`));
     this.stopping = false;
     this.wake = null;        // resolves the current wait for news (notification, connection event)
@@ -105,6 +140,7 @@ class Subscriber {
   stop() {
     this.stopping = true;
     this.poke();
+    if (this.cancelWait) this.cancelWait();
     if (this.stopWake) this.stopWake();
     return this.done;
   }
@@ -173,6 +209,7 @@ class Subscriber {
         failure = err;
       }
       if (failure !== null) kind = failure.fatal ? 'fatal' : classify(failure, state.broken);   // before end()
+      if ((failure === null || kind === 'fatal') && !state.broken) await this.releaseLease(client);
       this.client = null;
       // Ends the session, and with it the lease (bounded: end() of a half-open client may never
       // settle).
@@ -192,12 +229,62 @@ class Subscriber {
     this.log('stopped');
   }
 
-  // One connection's life. Returns 'done' (once, caught up), 'stop', or 'lost'.
-  async session(client, state) {
+  // What the server has: acquire_lease and wait_for_position came with everest 0.4.0.
+  async checkServer(client) {
+    const { rows } = await client.query(
+      "SELECT pg_catalog.to_regprocedure('everest.acquire_lease(text,interval,integer)') IS NOT NULL AS lease, " +
+      "pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL AS wait");
+    this.tableLease = rows[0].lease && !this.sessionLease;
+    this.hasWait = rows[0].wait;
+    if (!rows[0].lease && !this.sessionLease) {
+      this.log('everest.acquire_lease is not available (everest before 0.4.0): using the session lease ' +
+               '(try_acquire_handler), which works on direct connections only');
+    }
+    if (this.wakeWait && !this.hasWait) {
+      this.log(`everest.wait_for_position is not available (everest before 0.4.0): polling every ${this.pollMs} ms`);
+    }
+  }
+
+  ttl() { return `${this.leaseTtl} seconds`; }
+
+  msUntilRenewal() {
+    if (!this.tableLease || !this.lease) return Infinity;
+    return Math.max(0, this.lease.renewed + (this.leaseTtl * 1000) / 3 - Date.now());
+  }
+
+  // Takes the lease: a kept token is renewed; otherwise acquire_lease (or try_acquire_handler)
+  // every pollMs until granted. Returns 'ok', 'stop' or 'lost'.
+  async takeLease(client, state) {
     let waiting = false;
     for (;;) {
-      const { rows } = await client.query('SELECT everest.try_acquire_handler($1) AS ok', [this.handler]);
-      if (rows[0].ok) break;
+      if (this.tableLease && this.lease) {
+        const asked = Date.now();
+        const { rows } = await client.query('SELECT everest.renew_lease($1, $2::uuid, $3::interval) AS ok',
+          [this.handler, this.lease.token, this.ttl()]);
+        if (rows[0].ok) {
+          this.lease.renewed = asked;
+          this.log(`lease on handler "${this.handler}" kept (member ${this.lease.member})`);
+          return 'ok';
+        }
+        this.lease = null;
+        continue;
+      }
+      let taken;
+      if (this.tableLease) {
+        const asked = Date.now();
+        const { rows } = await client.query(
+          'SELECT granted_member AS member, lease AS token FROM everest.acquire_lease($1, $2::interval)',
+          [this.handler, this.ttl()]);
+        if (rows.length === 1) this.lease = { member: rows[0].member, token: rows[0].token, renewed: asked };
+        taken = rows.length === 1;
+      } else {
+        const { rows } = await client.query('SELECT everest.try_acquire_handler($1) AS ok', [this.handler]);
+        taken = rows[0].ok;
+      }
+      if (taken) {
+        this.log(`lease on handler "${this.handler}" taken`);
+        return 'ok';
+      }
       if (!waiting) this.log(`waiting for the lease: another process runs handler "${this.handler}"`);
       waiting = true;
       this.backoffMs = BACKOFF_MIN_MS;
@@ -205,24 +292,94 @@ class Subscriber {
       if (this.stopping) return 'stop';
       if (state.broken) return 'lost';
     }
-    this.log(`lease on handler "${this.handler}" taken`);
+  }
+
+  // Renews the table lease when a third of its time to live has passed. False: lost.
+  async renewIfDue(client) {
+    if (this.msUntilRenewal() > 0) return true;
+    const asked = Date.now();
+    const { rows } = await client.query('SELECT everest.renew_lease($1, $2::uuid, $3::interval) AS ok',
+      [this.handler, this.lease.token, this.ttl()]);
+    if (!rows[0].ok) return false;
+    this.lease.renewed = asked;
+    return true;
+  }
+
+  async releaseLease(client) {
+    if (!this.tableLease || !this.lease) return;
+    const lease = this.lease;
+    this.lease = null;
+    try {
+      await client.query('SELECT everest.release_lease($1, $2::uuid)', [this.handler, lease.token]);
+      this.log(`lease on handler "${this.handler}" released`);
+    } catch (err) {
+      // it expires
+    }
+  }
+
+  // SELECT everest.wait_for_position(after, ms); stop() cancels it. The wait holds a server
+  // connection (through a pooler too) for at most ms.
+  async waitForPosition(client, after, ms) {
+    const query = new Query('SELECT everest.wait_for_position($1, $2) AS p', [after, ms]);
+    const done = new Promise((resolve, reject) => {
+      query.on('end', resolve);
+      query.on('error', reject);
+    });
+    this.cancelWait = () => sendCancel(client);
+    client.query(query);
+    try {
+      await done;
+    } catch (err) {
+      if (!(this.stopping && err.code === '57014')) throw err;   // cancelled by stop()
+    } finally {
+      this.cancelWait = null;
+    }
+  }
+
+  // One connection's life. Returns 'done' (once, caught up), 'stop', or 'lost'.
+  async session(client, state) {
+    await this.checkServer(client);
+    let taken = await this.takeLease(client, state);
+    if (taken !== 'ok') return taken;
     if (this.fromStart) {
       await client.query('SELECT everest.reset_handler($1, 0)', [this.handler]);
       this.fromStart = false;   // once per process, not after every reconnect
       this.log('fromStart: handler rewound to position 0');
     }
-    await client.query('LISTEN everest');
+    this.waiting = this.wakeWait && this.hasWait;
+    if (!this.wakeWait) {
+      try {
+        await client.query('LISTEN everest');
+      } catch (err) {
+        if (err.code !== '25006' || !this.hasWait) throw err;
+        this.log('LISTEN is not available here (25006: a hot standby?); waking with wait_for_position');
+        this.waiting = true;
+      }
+    }
     const { rows } = await client.query('SELECT everest.handler_position($1) AS p', [this.handler]);
     this.log(`reading ${this.source} after position ${rows[0].p}`);
 
     while (!this.stopping) {
       let count;
       try {
+        if (!(await this.renewIfDue(client))) {
+          const err = new Error('renew_lease returned false');
+          err.code = 'EV005';
+          err.severity = 'ERROR';
+          throw err;
+        }
         count = await this.round(client, state);
       } catch (err) {
         const kind = err.fatal ? 'fatal' : classify(err, state.broken);
         if (kind === 'moved') {
           this.log('the checkpoint was moved by another process (EV004): rolled back, reading again');
+          continue;
+        }
+        if (kind === 'lease') {
+          this.log(`lease on handler "${this.handler}" lost (${err.message}): stopped applying, acquiring it again`);
+          this.lease = null;
+          taken = await this.takeLease(client, state);
+          if (taken !== 'ok') return taken;
           continue;
         }
         // Shutdowns (57P0x) and connection errors (08xxx) end the session: reconnect.
@@ -238,7 +395,12 @@ class Subscriber {
       this.backoffMs = BACKOFF_MIN_MS;
       if (count > 0) continue;
       if (this.once) return 'done';
-      if (!this.notified) await this.pause(this.pollMs);
+      const ms = Math.min(this.pollMs, this.msUntilRenewal());
+      if (ms > 0 && this.waiting) {
+        await this.waitForPosition(client, this.lastSafe, Math.round(ms));
+      } else if (ms > 0 && !this.notified) {
+        await this.pause(ms);
+      }
       if (state.broken) return 'lost';
     }
     return 'stop';
@@ -249,11 +411,14 @@ class Subscriber {
     this.notified = false;   // the read below sees what they announced
     await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
     try {
-      const { rows } = await client.query({
-        name: 'everest-read-handler-events',
-        text: READ_SQL,
-        values: [this.handler, this.source, this.batchSize],
-      });
+      if (this.waiting) {
+        // Before the read: the wait after an empty batch wakes for anything the read missed.
+        const { rows } = await client.query('SELECT everest.safe_position() AS p');
+        this.lastSafe = rows[0].p;
+      }
+      // Unnamed statements only (no `name:`): a named one would outlive the transaction, and
+      // through a transaction pooler the next transaction may run on another server connection.
+      const { rows } = await client.query(READ_SQL, [this.handler, this.source, this.batchSize]);
       if (rows.length === 0) {
         await client.query('COMMIT');
         return 0;
@@ -273,11 +438,14 @@ class Subscriber {
           throw err;
         }
       }
-      await client.query({
-        name: 'everest-save-handler-position',
-        text: 'SELECT everest.save_handler_position($1, $2)',
-        values: [this.handler, rows[rows.length - 1].position],
-      });
+      const last = rows[rows.length - 1].position;
+      if (this.tableLease) {
+        await client.query(
+          'SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid)',
+          [this.handler, last, this.lease.member, this.lease.token]);
+      } else {
+        await client.query('SELECT everest.save_handler_position($1, $2)', [this.handler, last]);
+      }
       if (this.onBatch) await this.onBatch(events);   // e.g. print: at-least-once, before COMMIT
       await client.query('COMMIT');
       return rows.length;
@@ -319,7 +487,8 @@ function parseConnection(arg) {
 
 function usage() {
   return "usage: node subscriber.js --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]\n" +
-    '                          [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet] [CONNECTION]\n';
+    '                          [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]\n' +
+    '                          [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNECTION]\n';
 }
 
 function main(argv) {
@@ -347,6 +516,13 @@ function main(argv) {
     else if (a === '--from-start') opts.fromStart = true;
     else if (a === '--once') opts.once = true;
     else if (a === '--quiet') quiet = true;
+    else if (a === '--wake') {
+      opts.wake = value();
+      if (!['listen', 'wait'].includes(opts.wake)) throw new Error('--wake must be listen or wait');
+    } else if (a === '--lease') {
+      opts.lease = value();
+      if (!['table', 'session'].includes(opts.lease)) throw new Error('--lease must be table or session');
+    } else if (a === '--lease-ttl') opts.leaseTtl = int(1, 86400);
     else if (a === '-h' || a === '--help') { process.stdout.write(usage()); return; }
     else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
     else if (connection === null) connection = a;

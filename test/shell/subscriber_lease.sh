@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Two everest-tail processes with one handler name: one runs, the other waits for the lease.
-# After kill -9 of the first, the second takes over from the stored checkpoint: together they
-# print every event, and the events both printed are at most one batch (the one the first was
-# printing when it died, whose checkpoint never committed).
+# Two everest-tail processes with one handler name: one runs, the other waits for the lease
+# (acquire_lease, a 2 s time to live here). After kill -9 of the first, the second takes over
+# from the stored checkpoint once the lease expired: together they print every event, and the
+# events both printed are at most one batch (the one the first was printing when it died, whose
+# checkpoint never committed). A tail stopped by SIGTERM releases the lease: the next one takes
+# it at once.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/shell/lib.bash"
@@ -24,8 +26,9 @@ append() {  # append N: N events in N/5 transactions over 5 streams
 }
 all_positions() { q -d $DB -c "SELECT position FROM everest.read_all_forward(0, 2147483647) ORDER BY 1"; }
 BATCH=10
+TTL=2
 start_tail() {  # start_tail NAME
-  "$TAIL" --handler shared --batch $BATCH --poll-ms 200 "dbname=$DB" >"$WORK/$1.out" 2>"$WORK/$1.err" &
+  "$TAIL" --handler shared --batch $BATCH --poll-ms 200 --lease-ttl $TTL "dbname=$DB" >"$WORK/$1.out" 2>"$WORK/$1.err" &
   PIDS+=("$!")
   eval "${1}_pid=$!"
 }
@@ -67,6 +70,8 @@ last=$(q -d $DB -c "SELECT max(position) FROM everest.read_all_forward(0, 214748
 printed_last() { [ "$(positions "$WORK/b.out" | tail -1)" = "$last" ]; }
 wait_for 30 printed_last
 is "the second tail takes the lease" "$(grep -c 'lease on handler "shared" taken' "$WORK/b.err")" "1"
+is "the lease is a row of everest.leases with a time to live" \
+  "$(q -d $DB -c "SELECT count(*) FROM everest.leases WHERE handler = 'shared' AND expires_at > now()")" "1"
 # Where the second one resumed: the checkpoint the first one committed last. (Reading it here
 # would race with the second one, which may have moved it on already.)
 resume=$(grep -oE 'reading \$all after position [0-9]+' "$WORK/b.err" | grep -oE '[0-9]+$')
@@ -87,10 +92,19 @@ is "the events both printed are at most one batch (at-least-once)" "$([ "$both" 
 is "the events both printed are after the checkpoint" \
   "$(comm -12 "$WORK/a.pos" "$WORK/b.pos" | awk -v c="${resume:-0}" '$1 <= c' | wc -l)" "0"
 
-# The survivor stops on SIGTERM with status 0.
+# The survivor stops on SIGTERM with status 0, releasing the lease: a third one takes it at once
+# (well within the time to live).
+start_tail c
+wait_for 20 grep -q "waiting for the lease" "$WORK/c.err"
 kill -TERM "$b_pid"
 stopped=none
 for _ in $(seq 1 50); do kill -0 "$b_pid" 2>/dev/null || { wait "$b_pid"; stopped=$?; break; }; sleep 0.1; done
 is "the second tail exits 0 on SIGTERM within 5 s" "$stopped" "0"
+is "... releasing its lease" "$(grep -c 'lease on handler "shared" released' "$WORK/b.err")" "1"
+t0=$SECONDS
+wait_for 10 grep -q 'lease on handler "shared" taken' "$WORK/c.err"
+is "a waiting third tail takes the released lease at once" \
+  "$(grep -c 'lease on handler "shared" taken' "$WORK/c.err") $([ $((SECONDS - t0)) -lt $TTL ] && echo soon)" "1 soon"
+kill -TERM "$c_pid"; wait "$c_pid"
 if [ "$FAILURES" -gt 0 ]; then for f in a b; do echo "# $f.err:"; tail -8 "$WORK/$f.err" | sed 's/^/# /'; done; fi
 finish

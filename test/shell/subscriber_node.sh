@@ -35,6 +35,7 @@ const sub = subscribe({
   handler: 'node-balances',
   batchSize: 25,
   pollMs: 200,
+  leaseTtl: 2,
   apply: async (client, event) => {
     const sign = event.type === 'Deposited' ? 1 : -1;
     await client.query(

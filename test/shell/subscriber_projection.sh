@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # everest-tail --apply as a projection (account balances over ~20 account streams) while a
 # background loop appends deposits and withdrawals (some in transactions that roll back). The
-# tail is killed with SIGKILL and restarted several times mid-stream. At the end the balances
-# equal a recomputation from the events: nothing applied twice, nothing skipped.
+# tail is killed with SIGKILL and restarted several times mid-stream (each restart waits for the
+# killed one's lease to expire: 1 s). At the end the balances equal a recomputation from the
+# events: nothing applied twice, nothing skipped.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/shell/lib.bash"
@@ -59,7 +60,7 @@ resumes() { grep -c 'reading \$all after position' "$WORK/tail.err"; }
 resumed() { [ "$(resumes)" -ge "$1" ]; }
 kills=0 pending_kills=0 stalled=0
 for round in 1 2 3 4 5 6 7 8 9; do
-  "$TAIL" --handler projection --apply "$APPLY" --batch 20 --poll-ms 200 --quiet "dbname=$DB" \
+  "$TAIL" --handler projection --apply "$APPLY" --batch 20 --poll-ms 200 --lease-ttl 1 --quiet "dbname=$DB" \
     >>"$WORK/tail.out" 2>>"$WORK/tail.err" &
   tail_pid=$!
   PIDS+=("$tail_pid")
@@ -84,7 +85,7 @@ is "every restart resumed from the stored checkpoint" "$(resumes)" "9"
 
 # Catch up (no more naps) and stop.
 q -d $DB -c "UPDATE nap SET seconds = 0"
-timeout 40 "$TAIL" --handler projection --apply "$APPLY" --batch 200 --once --quiet "dbname=$DB" \
+timeout 40 "$TAIL" --handler projection --apply "$APPLY" --batch 200 --lease-ttl 1 --once --quiet "dbname=$DB" \
   >>"$WORK/tail.out" 2>>"$WORK/tail.err"
 is "everest-tail --once catches up and exits 0" "$?" "0"
 

@@ -1,7 +1,8 @@
-// everest-tail: a subscriber for an everest event store (DESIGN.md sections 2, 4 and 5).
+// everest-tail: a subscriber for an everest event store (DESIGN.md sections 2, 4, 5 and 9).
 //
 //   everest-tail --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]
-//                [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet] [CONNINFO]
+//                [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]
+//                [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNINFO]
 //
 // It follows one handler's checkpoint: every event of SOURCE after the handler's position is
 // printed to stdout as one JSON line
@@ -15,29 +16,44 @@
 // printed and flushed before its transaction commits, so a crash between the two prints that
 // batch again).
 //
-// The protocol, which any client in any language can follow:
-//   1. connect; SELECT everest.try_acquire_handler(NAME) until it returns true (one process per
-//      handler; the lease ends with the session), logging "waiting for the lease";
-//   2. LISTEN everest;
-//   3. repeat: BEGIN ISOLATION LEVEL READ COMMITTED; read_handler_events(NAME, SOURCE, BATCH);
-//      apply each event; save_handler_position(NAME, last position); COMMIT. When a batch is
-//      empty, wait for a notification on channel "everest" or --poll-ms, whichever comes first
-//      (notifications are wake-ups only; the polling interval is the fallback when they are
-//      missed or not sent).
-//   EV004 from save_handler_position means another process moved the checkpoint: roll back and
-//   read again. A lost connection is logged and retried with exponential backoff (100 ms
-//   doubling to 5 s, back to 100 ms after a successful round), re-taking the lease and resuming
-//   from the stored checkpoint.
+// The protocol, which any client in any language can follow, works on a direct connection and
+// through a transaction pooler (PgBouncer pool_mode = transaction): no named prepared statement
+// and no session state outlives a transaction, apart from LISTEN with --wake listen.
+//   1. connect; SELECT * FROM everest.acquire_lease(NAME, TTL) until it returns a row (member,
+//      lease token), logging "waiting for the lease"; renew it (renew_lease) every TTL/3. When
+//      renew_lease returns false, or a save fails with EV005, the lease is lost: roll back, stop
+//      applying, acquire it again. After a reconnect the token is renewed, not re-acquired.
+//   2. --wake listen: LISTEN everest (on a hot standby, where LISTEN fails with 25006, it
+//      switches to --wake wait).
+//   3. repeat: BEGIN ISOLATION LEVEL READ COMMITTED; (--wake wait: SELECT safe_position());
+//      read_handler_events(NAME, SOURCE, BATCH); apply each event;
+//      save_handler_position(NAME, last position, member => M, lease => TOKEN); COMMIT. When a
+//      batch is empty, wait: for a notification on channel "everest" or --poll-ms, whichever
+//      comes first (listen), or with SELECT everest.wait_for_position(that safe_position,
+//      --poll-ms) (wait). Notifications are wake-ups only; the read is the truth.
+//   EV004 from the save means another process moved the checkpoint: roll back and read again.
+//   A lost connection is logged and retried with exponential backoff (100 ms doubling to 5 s,
+//   back to 100 ms after a successful round), resuming from the stored checkpoint. On exit the
+//   lease is released (release_lease), so that another process takes over at once.
+//   --lease session (and servers before everest 0.4.0, which have no acquire_lease) use the
+//   session lease instead: try_acquire_handler, which ends with the session; for direct
+//   connections only.
 //
 // Options:
 //   --handler NAME   the handler whose checkpoint is followed (required)
 //   --source S       '$all' (default), a stream name, or '$ce-<category>'
 //   --batch N        events per transaction (default 500)
-//   --poll-ms N      polling fallback interval and lease retry interval (default 1000)
+//   --poll-ms N      polling fallback interval, wait_for_position timeout and lease retry
+//                    interval (default 1000)
 //   --apply SQL      one SQL statement run for each event with $1 = the event's JSON text
 //   --from-start     rewind the handler to 0 (everest.reset_handler) once, after taking the lease
 //   --once           stop with status 0 when caught up (the first empty read)
 //   --quiet          do not print events to stdout
+//   --wake W         listen (default: LISTEN everest) or wait (everest.wait_for_position; for
+//                    transaction poolers and hot standbys, where notifications do not arrive)
+//   --lease L        table (default: acquire_lease) or session (try_acquire_handler)
+//   --lease-ttl S    the table lease's time to live in seconds (default 30); a batch must take
+//                    less, and another process takes over this long after a crash
 //   CONNINFO         a libpq connection string or URI; PGHOST, PGPORT, PGUSER, ... apply
 //
 // Exit status: 0 when stopped by SIGINT/SIGTERM (the transaction in progress is finished first;
@@ -57,6 +73,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <climits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,6 +102,9 @@ struct Options {
 	bool from_start = false;
 	bool once = false;
 	bool quiet = false;
+	bool wake_wait = false;		// --wake wait
+	bool session_lease = false;	// --lease session
+	int lease_ttl_s = 30;
 	std::string conninfo;
 };
 
@@ -287,6 +307,7 @@ enum class Outcome {
 	Fatal,	// retrying cannot help: stop with status 1
 	Stop,	// a signal asked us to stop
 	Done,	// --once and caught up
+	LeaseLost,	// renew_lease said false or a save failed with EV005: acquire the lease again
 };
 
 bool starts_with(const std::string &s, const char *prefix) { return s.compare(0, strlen(prefix), prefix) == 0; }
@@ -301,6 +322,8 @@ Outcome classify(PGconn *conn, const PGresult *res)
 	std::string s = state;
 	if (s == "EV004")
 		return Outcome::Moved;
+	if (s == "EV005")
+		return Outcome::LeaseLost;
 	if (s == "08P01")
 		return Outcome::Fatal;	// a protocol violation would only happen again
 	if (starts_with(s, "08") || s == "57P01" || s == "57P02" || s == "57P03" || s == "25P03")
@@ -413,15 +436,29 @@ PGconn *connect(const Options &opt, std::string &error)
 // One connection's life
 // ------------------------------------------------------------------------------------------
 
+// Every statement goes out with PQexecParams (the unnamed statement, parsed, bound and run in
+// one go), so that nothing but LISTEN outlives a transaction: through a transaction pooler the
+// next statement may run on another server connection.
 const char *const kReadSql =
 	"SELECT stream, version, position, id, type, data, metadata, "
 	"pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
 	"FROM everest.read_handler_events($1, $2, $3)";
+const char *const kSaveSql = "SELECT everest.save_handler_position($1, $2)";
+const char *const kSaveLeaseSql =
+	"SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid)";
+
+// What outlives a connection: the table lease (renewed after a reconnect instead of taken
+// again) and --from-start's pending reset.
+struct Lease {
+	std::string token;	// empty: none
+	std::string member;
+	Clock::time_point renewed;
+};
 
 class Session {
 public:
-	Session(const Options &opt, PGconn *conn, Backoff &backoff, bool &reset_pending)
-		: opt_(opt), conn_(conn), backoff_(backoff), reset_pending_(reset_pending)
+	Session(const Options &opt, PGconn *conn, Backoff &backoff, bool &reset_pending, Lease &lease)
+		: opt_(opt), conn_(conn), backoff_(backoff), reset_pending_(reset_pending), lease_(lease)
 	{
 	}
 
@@ -429,13 +466,12 @@ public:
 	// On return, why() says what went wrong (for Lost and Fatal).
 	Outcome run()
 	{
-		Outcome o = prepare();
+		Outcome o = check_server();
 		if (o != Outcome::Ok)
 			return o;
 		o = take_lease();
 		if (o != Outcome::Ok)
 			return o;
-		logf("lease on handler \"%s\" taken", opt_.handler.c_str());
 		if (reset_pending_) {
 			Result r(exec_params("SELECT everest.reset_handler($1, 0)", {opt_.handler.c_str()}));
 			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
@@ -443,9 +479,16 @@ public:
 			reset_pending_ = false;
 			logf("--from-start: handler rewound to position 0");
 		}
-		Result listen(PQexec(conn_, "LISTEN everest"));
-		if (PQresultStatus(listen.get()) != PGRES_COMMAND_OK)
-			return failed("LISTEN everest", listen.get());
+		if (!wake_wait_) {
+			Result listen(PQexec(conn_, "LISTEN everest"));
+			if (PQresultStatus(listen.get()) != PGRES_COMMAND_OK) {
+				const char *state = PQresultErrorField(listen.get(), PG_DIAG_SQLSTATE);
+				if (state == nullptr || strcmp(state, "25006") != 0 || !has_wait_)
+					return failed("LISTEN everest", listen.get());
+				logf("LISTEN is not available here (25006: a hot standby?); waking with wait_for_position");
+				wake_wait_ = true;
+			}
+		}
 		Result pos(exec_params("SELECT everest.handler_position($1)", {opt_.handler.c_str()}));
 		if (PQresultStatus(pos.get()) != PGRES_TUPLES_OK)
 			return failed("handler_position", pos.get());
@@ -454,14 +497,32 @@ public:
 		for (;;) {
 			if (stopping())
 				return Outcome::Stop;
-			bool empty = false;
-			o = round(empty);
+			o = renew_if_due();
+			if (o == Outcome::Ok) {
+				bool empty = false;
+				o = round(empty);
+				if (o == Outcome::Ok) {
+					backoff_.reset();
+					if (!empty)
+						continue;
+					if (opt_.once)
+						return Outcome::Done;
+					o = wait_for_news();
+					if (o == Outcome::Ok)
+						continue;
+				}
+			}
 			switch (o) {
-			case Outcome::Ok:
-				backoff_.reset();
-				break;
 			case Outcome::Moved:
 				logf("the checkpoint was moved by another process (EV004): rolled back, reading again");
+				continue;
+			case Outcome::LeaseLost:
+				logf("lease on handler \"%s\" lost (%s): stopped applying, acquiring it again",
+				     opt_.handler.c_str(), why_.c_str());
+				lease_.token.clear();
+				o = take_lease();
+				if (o != Outcome::Ok)
+					return o;
 				continue;
 			case Outcome::Retry: {
 				int ms = backoff_.next();
@@ -473,14 +534,19 @@ public:
 			default:
 				return o;
 			}
-			if (!empty)
-				continue;
-			if (opt_.once)
-				return Outcome::Done;
-			o = wait(opt_.poll_ms);
-			if (o != Outcome::Ok)
-				return o;
 		}
+	}
+
+	// After run() ended with Stop or Done: gives the table lease back, so that another process
+	// takes over at once (best effort: a lease that is not released expires).
+	void release()
+	{
+		if (lease_.token.empty() || PQstatus(conn_) != CONNECTION_OK)
+			return;
+		Result r(exec_params("SELECT everest.release_lease($1, $2::uuid)", {opt_.handler.c_str(), lease_.token.c_str()}));
+		if (PQresultStatus(r.get()) == PGRES_TUPLES_OK)
+			logf("lease on handler \"%s\" released", opt_.handler.c_str());
+		lease_.token.clear();
 	}
 
 	const std::string &why() const { return why_; }
@@ -490,8 +556,14 @@ private:
 	PGconn *conn_;
 	Backoff &backoff_;
 	bool &reset_pending_;
+	Lease &lease_;
 	std::string why_;
 	std::string out_;
+	bool table_lease_ = false;
+	bool has_wait_ = false;
+	bool wake_wait_ = false;
+	std::vector<Oid> apply_types_;
+	std::string last_safe_ = "0";	// safe_position() before the last read (--wake wait)
 
 	PGresult *exec_params(const char *sql, std::initializer_list<const char *> params)
 	{
@@ -505,43 +577,92 @@ private:
 		return classify(conn_, res);
 	}
 
-	// Prepared once per connection; a bad --apply statement is reported before taking the lease.
-	Outcome prepare()
+	// What the server has (acquire_lease and wait_for_position came with everest 0.4.0), and
+	// the --apply statement checked before taking the lease: parsed as the unnamed statement
+	// (nothing is left behind), which also tells the type of $1.
+	Outcome check_server()
 	{
-		const Oid read_types[] = {25, 25, 23};	// text, text, int4
-		Result r(PQprepare(conn_, "everest_tail_read", kReadSql, 3, read_types));
-		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
-			return failed("preparing the read", r.get());
-		const Oid save_types[] = {25, 20};	// text, int8
-		r.reset(PQprepare(conn_, "everest_tail_save", "SELECT everest.save_handler_position($1, $2)", 2, save_types));
-		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
-			return failed("preparing save_handler_position", r.get());
-		if (opt_.has_apply) {
+		Result r(PQexec(conn_,
+		                "SELECT pg_catalog.to_regprocedure('everest.acquire_lease(text,interval,integer)') IS NOT NULL, "
+		                "pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL"));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed("checking the server", r.get());
+		bool has_lease = strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0;
+		has_wait_ = strcmp(PQgetvalue(r.get(), 0, 1), "t") == 0;
+		table_lease_ = has_lease && !opt_.session_lease;
+		if (!has_lease && !opt_.session_lease)
+			logf("everest.acquire_lease is not available (everest before 0.4.0): using the session lease "
+			     "(try_acquire_handler), which works on direct connections only");
+		wake_wait_ = opt_.wake_wait;
+		if (wake_wait_ && !has_wait_)
+			logf("everest.wait_for_position is not available (everest before 0.4.0): polling every %d ms",
+			     opt_.poll_ms);
+		if (opt_.has_apply && apply_types_.empty()) {
 			// $1's type comes from the statement ($1::jsonb, ...); text when it does not say
 			// (the server then answers 42P18, also when the statement does not use $1).
 			const Oid unspecified[] = {0};
-			r.reset(PQprepare(conn_, "everest_tail_apply", opt_.apply.c_str(), 1, unspecified));
+			r.reset(PQprepare(conn_, "", opt_.apply.c_str(), 1, unspecified));
 			const char *state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+			Oid type = 0;
 			if (PQresultStatus(r.get()) != PGRES_COMMAND_OK && state != nullptr && strcmp(state, "42P18") == 0) {
+				type = 25;
 				const Oid text_type[] = {25};
-				r.reset(PQprepare(conn_, "everest_tail_apply", opt_.apply.c_str(), 1, text_type));
+				r.reset(PQprepare(conn_, "", opt_.apply.c_str(), 1, text_type));
 			}
 			if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
 				return failed("--apply statement", r.get());
+			apply_types_.assign(1, type);
 		}
 		return Outcome::Ok;
 	}
 
+	std::string ttl() const { return std::to_string(opt_.lease_ttl_s) + " seconds"; }
+	int renew_every_ms() const { return opt_.lease_ttl_s * 1000 / 3; }
+
+	// The table lease: a token kept from before a reconnect is renewed; otherwise acquire_lease
+	// until a member is free. The session lease: try_acquire_handler until true.
 	Outcome take_lease()
 	{
 		bool waiting = false;
 		auto last_log = Clock::now();
 		for (;;) {
-			Result r(exec_params("SELECT everest.try_acquire_handler($1)", {opt_.handler.c_str()}));
-			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-				return failed("try_acquire_handler", r.get());
-			if (strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0)
+			bool taken = false;
+			if (!table_lease_) {
+				Result r(exec_params("SELECT everest.try_acquire_handler($1)", {opt_.handler.c_str()}));
+				if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+					return failed("try_acquire_handler", r.get());
+				taken = strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0;
+			} else if (!lease_.token.empty()) {
+				std::string t = ttl();
+				Result r(exec_params("SELECT everest.renew_lease($1, $2::uuid, $3::interval)",
+				                     {opt_.handler.c_str(), lease_.token.c_str(), t.c_str()}));
+				if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+					return failed("renew_lease", r.get());
+				if (strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0) {
+					lease_.renewed = Clock::now();
+					logf("lease on handler \"%s\" kept (member %s)", opt_.handler.c_str(), lease_.member.c_str());
+					return Outcome::Ok;
+				}
+				lease_.token.clear();
+				continue;
+			} else {
+				std::string t = ttl();
+				auto asked = Clock::now();
+				Result r(exec_params("SELECT granted_member, lease FROM everest.acquire_lease($1, $2::interval)",
+				                     {opt_.handler.c_str(), t.c_str()}));
+				if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+					return failed("acquire_lease", r.get());
+				if (PQntuples(r.get()) == 1) {
+					lease_.member = PQgetvalue(r.get(), 0, 0);
+					lease_.token = PQgetvalue(r.get(), 0, 1);
+					lease_.renewed = asked;
+					taken = true;
+				}
+			}
+			if (taken) {
+				logf("lease on handler \"%s\" taken", opt_.handler.c_str());
 				return Outcome::Ok;
+			}
 			if (!waiting || Clock::now() - last_log > std::chrono::milliseconds(kLeaseLogEveryMs)) {
 				logf("waiting for the lease: another process runs handler \"%s\"; retrying every %d ms",
 				     opt_.handler.c_str(), opt_.poll_ms);
@@ -549,10 +670,52 @@ private:
 				last_log = Clock::now();
 			}
 			backoff_.reset();	// the connection works
-			Outcome o = wait(opt_.poll_ms);
+			Outcome o = wait_listen(opt_.poll_ms);	// nothing listened to yet: a sleep that a signal ends
 			if (o != Outcome::Ok)
 				return o;
 		}
+	}
+
+	int ms_until_renewal() const
+	{
+		if (!table_lease_ || lease_.token.empty())
+			return INT_MAX;
+		auto due = lease_.renewed + std::chrono::milliseconds(renew_every_ms());
+		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - Clock::now()).count();
+		return left < 0 ? 0 : static_cast<int>(left);
+	}
+
+	// Renews the table lease every TTL/3 (between transactions). False: lost.
+	Outcome renew_if_due()
+	{
+		if (ms_until_renewal() > 0)
+			return Outcome::Ok;
+		std::string t = ttl();
+		auto asked = Clock::now();
+		Result r(exec_params("SELECT everest.renew_lease($1, $2::uuid, $3::interval)",
+		                     {opt_.handler.c_str(), lease_.token.c_str(), t.c_str()}));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed("renew_lease", r.get());
+		if (strcmp(PQgetvalue(r.get(), 0, 0), "t") != 0) {
+			why_ = "renew_lease returned false";
+			return Outcome::LeaseLost;
+		}
+		lease_.renewed = asked;
+		return Outcome::Ok;
+	}
+
+	// After an empty batch: until news, --poll-ms, or the lease's renewal is due.
+	Outcome wait_for_news()
+	{
+		int ms = opt_.poll_ms;
+		int renew = ms_until_renewal();
+		if (renew < ms)
+			ms = renew;
+		if (ms <= 0)
+			return Outcome::Ok;
+		if (wake_wait_ && has_wait_)
+			return wait_position(ms);
+		return wait_listen(ms);
 	}
 
 	// Throws away the notifications received so far: the read that follows sees their events.
@@ -568,7 +731,7 @@ private:
 	}
 
 	// Waits for a notification, the timeout, a signal or the connection's end. Ok = read again.
-	Outcome wait(int timeout_ms)
+	Outcome wait_listen(int timeout_ms)
 	{
 		auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
 		for (;;) {
@@ -608,6 +771,63 @@ private:
 		}
 	}
 
+	// SELECT everest.wait_for_position(safe_position before the last read, timeout_ms), sent
+	// asynchronously: a signal cancels it (the wait holds a server connection, through a pooler
+	// too, for at most timeout_ms). Ok = read again.
+	Outcome wait_position(int timeout_ms)
+	{
+		std::string ms = std::to_string(timeout_ms);
+		const char *params[] = {last_safe_.c_str(), ms.c_str()};
+		if (!PQsendQueryParams(conn_, "SELECT everest.wait_for_position($1, $2)", 2, nullptr, params, nullptr,
+		                       nullptr, 0)) {
+			why_ = "wait_for_position: " + one_line(PQerrorMessage(conn_));
+			return Outcome::Lost;
+		}
+		bool cancelled = false;
+		Result last;
+		for (;;) {
+			if (stopping() && !cancelled) {
+				char errbuf[256];
+				PGcancel *cancel = PQgetCancel(conn_);
+				if (cancel != nullptr) {
+					PQcancel(cancel, errbuf, sizeof errbuf);
+					PQfreeCancel(cancel);
+				}
+				cancelled = true;
+			}
+			if (!PQconsumeInput(conn_)) {
+				why_ = "connection lost: " + one_line(PQerrorMessage(conn_));
+				return Outcome::Lost;
+			}
+			while (!PQisBusy(conn_)) {
+				PGresult *res = PQgetResult(conn_);
+				if (res == nullptr) {
+					if (stopping())
+						return Outcome::Stop;
+					if (PQresultStatus(last.get()) != PGRES_TUPLES_OK) {
+						Outcome o = failed("wait_for_position", last.get());
+						return o == Outcome::Retry && cancelled ? Outcome::Stop : o;
+					}
+					return Outcome::Ok;
+				}
+				last.reset(res);
+			}
+			int sock = PQsocket(conn_);
+			if (sock < 0) {
+				why_ = "connection lost: " + one_line(PQerrorMessage(conn_));
+				return Outcome::Lost;
+			}
+			struct pollfd pfd[2] = {{sock, POLLIN, 0}, {g_wake_pipe[0], POLLIN, 0}};
+			int rc = poll(pfd, 2, -1);
+			if (rc < 0 && errno != EINTR) {
+				why_ = std::string("poll: ") + strerror(errno);
+				return Outcome::Lost;
+			}
+			if (rc > 0 && (pfd[1].revents & POLLIN))
+				drain_wake_pipe();
+		}
+	}
+
 	// Ends the transaction after a failure; `why` unless the connection went with it.
 	Outcome rollback(Outcome why)
 	{
@@ -626,9 +846,19 @@ private:
 		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
 			return failed("BEGIN", r.get());
 
+		if (wake_wait_ && has_wait_) {
+			// Taken before the read, so that the wait after an empty batch wakes for anything
+			// the read did not see.
+			r.reset(PQexec(conn_, "SELECT everest.safe_position()"));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return rollback(failed("safe_position", r.get()));
+			last_safe_ = PQgetvalue(r.get(), 0, 0);
+		}
+
 		std::string batch = std::to_string(opt_.batch);
 		const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str()};
-		Result rows(PQexecPrepared(conn_, "everest_tail_read", 3, read_params, nullptr, nullptr, 0));
+		const Oid read_types[] = {25, 25, 23};	// text, text, int4
+		Result rows(PQexecParams(conn_, kReadSql, 3, read_types, read_params, nullptr, nullptr, 0));
 		if (PQresultStatus(rows.get()) != PGRES_TUPLES_OK) {
 			o = failed("read_handler_events", rows.get());
 			return rollback(o);
@@ -653,7 +883,8 @@ private:
 			event_json(event, rows.get(), i);
 			if (opt_.has_apply) {
 				const char *apply_params[] = {event.c_str()};
-				Result a(PQexecPrepared(conn_, "everest_tail_apply", 1, apply_params, nullptr, nullptr, 0));
+				Result a(PQexecParams(conn_, opt_.apply.c_str(), 1, apply_types_.data(), apply_params, nullptr,
+				                      nullptr, 0));
 				ExecStatusType st = PQresultStatus(a.get());
 				if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 					std::string what = std::string("--apply failed at position ") + PQgetvalue(rows.get(), i, kPosition);
@@ -667,8 +898,15 @@ private:
 		}
 
 		const char *last = PQgetvalue(rows.get(), n - 1, kPosition);
-		const char *save_params[] = {opt_.handler.c_str(), last};
-		r.reset(PQexecPrepared(conn_, "everest_tail_save", 2, save_params, nullptr, nullptr, 0));
+		if (table_lease_) {
+			const char *save_params[] = {opt_.handler.c_str(), last, lease_.member.c_str(), lease_.token.c_str()};
+			const Oid save_types[] = {25, 20, 23, 0};
+			r.reset(PQexecParams(conn_, kSaveLeaseSql, 4, save_types, save_params, nullptr, nullptr, 0));
+		} else {
+			const char *save_params[] = {opt_.handler.c_str(), last};
+			const Oid save_types[] = {25, 20};
+			r.reset(PQexecParams(conn_, kSaveSql, 2, save_types, save_params, nullptr, nullptr, 0));
+		}
 		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
 			return rollback(failed("save_handler_position", r.get()));
 
@@ -694,12 +932,15 @@ void usage(FILE *to)
 {
 	fprintf(to,
 	        "usage: everest-tail --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]\n"
-	        "                    [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet] [CONNINFO]\n"
+	        "                    [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]\n"
+	        "                    [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNINFO]\n"
 	        "\n"
 	        "Prints every event of SOURCE after handler NAME's checkpoint as one JSON line, runs --apply SQL\n"
 	        "(with $1 = the event's JSON) in the transaction that moves the checkpoint, and follows new\n"
-	        "events (LISTEN everest, polling every --poll-ms). CONNINFO is a libpq connection string or\n"
-	        "URI; PGHOST, PGPORT, PGUSER, PGDATABASE... apply.\n");
+	        "events (LISTEN everest, or everest.wait_for_position with --wake wait, polling every --poll-ms).\n"
+	        "One process per handler holds its lease (acquire_lease, --lease-ttl seconds, renewed every third).\n"
+	        "Through a transaction pooler (PgBouncer) or on a hot standby, use --wake wait.\n"
+	        "CONNINFO is a libpq connection string or URI; PGHOST, PGPORT, PGUSER, PGDATABASE... apply.\n");
 }
 
 bool parse_int(const char *s, int lo, int hi, int &out)
@@ -786,6 +1027,27 @@ int parse_options(int argc, char **argv, Options &opt)
 			if (!flag())
 				return 2;
 			opt.quiet = true;
+		} else if (a == "--wake") {
+			std::string v;
+			if (!need(v))
+				return 2;
+			if (v != "listen" && v != "wait") {
+				fprintf(stderr, "everest-tail: --wake must be listen or wait\n");
+				return 2;
+			}
+			opt.wake_wait = v == "wait";
+		} else if (a == "--lease") {
+			std::string v;
+			if (!need(v))
+				return 2;
+			if (v != "table" && v != "session") {
+				fprintf(stderr, "everest-tail: --lease must be table or session\n");
+				return 2;
+			}
+			opt.session_lease = v == "session";
+		} else if (a == "--lease-ttl") {
+			if (!need_int(1, 86400, opt.lease_ttl_s))
+				return 2;
 		} else if (starts_with(a, "-") && a != "-") {
 			fprintf(stderr, "everest-tail: unknown option %s\n", argv[i]);
 			usage(stderr);
@@ -844,6 +1106,7 @@ int main(int argc, char **argv)
 	Backoff backoff;
 	bool reset_pending = opt.from_start;
 	bool was_connected = false;
+	Lease lease;
 	while (!stopping()) {
 		std::string error;
 		PGconn *conn = connect(opt, error);
@@ -858,10 +1121,12 @@ int main(int argc, char **argv)
 		logf("%s database %s as %s", was_connected ? "reconnected to" : "connected to", PQdb(conn), PQuser(conn));
 		was_connected = true;
 		set_cancel(conn);
-		Session session(opt, conn, backoff, reset_pending);
+		Session session(opt, conn, backoff, reset_pending, lease);
 		Outcome o = session.run();
+		if (o == Outcome::Stop || o == Outcome::Done || o == Outcome::Fatal)
+			session.release();
 		set_cancel(nullptr);
-		PQfinish(conn);	// the server ends the lease with the session
+		PQfinish(conn);	// the server ends a session lease with the session
 		if (o == Outcome::Done)
 			return 0;
 		if (o == Outcome::Fatal) {
