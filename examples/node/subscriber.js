@@ -76,20 +76,23 @@ function classify(err, connectionBroken) {
 }
 
 // A CancelRequest for the statement that client is running (what libpq's PQcancel sends; it
-// works through PgBouncer too).
+// works through PgBouncer too). Like libpq, it waits for the other side to close the socket:
+// PgBouncer 1.18 exits with "bad client state" when a cancelling client hangs up first.
 function sendCancel(client) {
   if (client.processID === null || client.secretKey === null) return;
   const socket = typeof client.host === 'string' && client.host.startsWith('/')
     ? net.connect(`${client.host}/.s.PGSQL.${client.port}`)
     : net.connect(client.port, client.host);
+  socket.setTimeout(10000, () => socket.destroy());
   socket.on('error', () => {});
+  socket.on('end', () => socket.end());
   socket.on('connect', () => {
     const request = Buffer.alloc(16);
     request.writeInt32BE(16, 0);
     request.writeInt32BE(80877102, 4);
     request.writeInt32BE(client.processID, 8);
     request.writeInt32BE(client.secretKey, 12);
-    socket.end(request);
+    socket.write(request);
   });
 }
 
