@@ -10,9 +10,9 @@
 -- A database installed by 0.2.0 or earlier has the schema as the extension's own schema
 -- (pg_extension.extnamespace), not as a member. This update takes it over only when it is safe:
 --   * the schema named everest is the one the extension was installed in (not renamed away),
---   * it is owned by a superuser, and
+--   * it is owned by a superuser, and grants CREATE to no role that is not a superuser (nor PUBLIC),
 --   * nothing in it is owned by a role that is not a superuser (a planted table, function, type,
---     operator, ...).
+--     operator, ...), and nothing in it belongs to another extension.
 -- Otherwise it stops with 55000 and changes nothing; the HINT says what to check. Then the
 -- extension is moved to pg_catalog (what 0.3.0's control file names) and the schema becomes a
 -- member. Privileges users granted on the schema stay, and pg_dump keeps dumping them.
@@ -24,6 +24,7 @@ DECLARE
     ext   oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'everest');
     nsp   oid := (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) 'everest');
     owner text;
+    found text;
     planted text;
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_depend d
@@ -52,6 +53,20 @@ BEGIN
             USING ERRCODE = '55000',
                   DETAIL = 'Its owner can rename it and plant tables that everest''s functions would use as a superuser.',
                   HINT = 'Check every object in schema everest, then run ALTER SCHEMA everest OWNER TO a superuser and update again.';
+    END IF;
+
+    -- Whoever may CREATE in the schema can plant overloads of the functions superusers call.
+    SELECT pg_catalog.string_agg(CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE r.rolname::text END, ', ')
+      INTO found
+      FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.oid OPERATOR(pg_catalog.=) nsp AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+       AND (a.grantee OPERATOR(pg_catalog.=) 0 OR NOT r.rolsuper);
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'schema everest grants CREATE to roles that are not superusers'
+            USING ERRCODE = '55000',
+                  DETAIL = pg_catalog.format('CREATE is granted to: %s. They can plant overloads of everest''s functions that superusers would call.', found),
+                  HINT = 'Check every object in schema everest, REVOKE CREATE ON SCHEMA everest FROM them, and update again.';
     END IF;
 
     SELECT pg_catalog.string_agg(o.what, ', ' ORDER BY o.what) INTO planted
@@ -90,6 +105,24 @@ BEGIN
                       FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace OPERATOR(pg_catalog.=) nsp) o
               JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) o.owner
              WHERE NOT r.rolsuper) o;
+    -- Objects superusers own but that another extension put there (a database owner can install
+    -- a trusted extension into any schema): not the install's either.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s (extension %s)', pg_catalog.pg_describe_object(d.classid, d.objid, 0), e.extname),
+                                 ', ' ORDER BY d.objid) INTO found
+      FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND d.deptype OPERATOR(pg_catalog.=) 'e' AND e.oid OPERATOR(pg_catalog.<>) ext
+       AND ((d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+             AND d.objid IN (SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp))
+         OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+             AND d.objid IN (SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp))
+         OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+             AND d.objid IN (SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace OPERATOR(pg_catalog.=) nsp))
+         OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+             AND d.objid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprnamespace OPERATOR(pg_catalog.=) nsp)));
+    IF found IS NOT NULL THEN
+        planted := pg_catalog.concat_ws(', ', planted, found);
+    END IF;
     IF planted IS NOT NULL THEN
         RAISE EXCEPTION 'schema everest holds objects owned by roles that are not superusers'
             USING ERRCODE = '55000',

@@ -21,6 +21,7 @@
 #include "catalog/pg_sequence.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/syscache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -41,7 +42,7 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 		ev_cached_valid = false;
 }
 
-/* A schema renamed, created, dropped or given to another owner. */
+/* A schema renamed, created, dropped, given to another owner or granted; a role altered. */
 static void
 ev_catalog_namespace_changed(Datum arg, int cacheid, uint32 hashvalue)
 {
@@ -74,7 +75,35 @@ ev_trusted_namespace(void)
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for namespace %u", nsp);
 	owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
-	ReleaseSysCache(tuple);
+	{
+		bool		isnull;
+		Datum		acl_datum = SysCacheGetAttr(NAMESPACEOID, tuple, Anum_pg_namespace_nspacl, &isnull);
+		bool		found = false;
+		Oid			creator = InvalidOid;
+
+		/* Whoever may CREATE in the schema can plant an overload of a function callers use. */
+		if (!isnull)
+		{
+			Acl		   *acl = DatumGetAclP(acl_datum);
+			AclItem    *items = ACL_DAT(acl);
+
+			for (int i = 0; i < ACL_NUM(acl) && !found; i++)
+				if ((items[i].ai_privs & ACL_CREATE) && items[i].ai_grantee != owner &&
+					(items[i].ai_grantee == ACL_ID_PUBLIC || !superuser_arg(items[i].ai_grantee)))
+				{
+					found = true;
+					creator = items[i].ai_grantee;
+				}
+		}
+		ReleaseSysCache(tuple);
+		if (found)
+			ev_untrusted(psprintf("schema everest grants CREATE to %s, which is not a superuser",
+								  creator == ACL_ID_PUBLIC ? "PUBLIC" :
+								  (GetUserNameFromId(creator, true) ? GetUserNameFromId(creator, true) : "a dropped role")),
+						 "A role that may create objects in the schema can plant overloads of everest's functions "
+						 "that superusers would call.",
+						 "REVOKE CREATE ON SCHEMA everest FROM that role (or PUBLIC).");
+	}
 	if (!superuser_arg(owner))
 		ev_untrusted(psprintf("schema everest is owned by role %s, which is not a superuser",
 							  GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "(dropped)"),
@@ -177,6 +206,12 @@ ev_sequence_is_plain(Oid seq)
 const EvCatalog *
 ev_catalog(void)
 {
+	/*
+	 * Take in what other sessions changed (a rename, an owner, a grant) before trusting the
+	 * cached check: otherwise a statement that began before the change could resolve the store's
+	 * names after it. Cheap when nothing is pending.
+	 */
+	AcceptInvalidationMessages();
 	if (!ev_cached_valid)
 	{
 		Oid			ext;
@@ -186,6 +221,7 @@ ev_catalog(void)
 		{
 			CacheRegisterRelcacheCallback(ev_catalog_invalidate, (Datum) 0);
 			CacheRegisterSyscacheCallback(NAMESPACEOID, ev_catalog_namespace_changed, (Datum) 0);
+			CacheRegisterSyscacheCallback(AUTHOID, ev_catalog_namespace_changed, (Datum) 0);	/* superuser or not */
 			ev_callback_registered = true;
 		}
 		ext = get_extension_oid("everest", true);

@@ -16,18 +16,20 @@ EXTDIR=$(pg_config --sharedir)/extension
 BACKUP=$(mktemp -d /tmp/everest-takeover.XXXXXX)
 mallory() { PGUSER=ev_mallory "$@"; }
 is_super() { q -d postgres -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'ev_mallory'"; }
-cleanup() {
-  # put the installed control file and 0.2.0 script back, whatever happened
-  [ -f "$BACKUP/everest.control" ] && $SUDO cp "$BACKUP/everest.control" "$BACKUP/everest--0.2.0.sql" "$EXTDIR/"
-  for db in ev_takeover ev_takeover_legacy ev_takeover_planted ev_takeover_clean ev_takeover_restored; do
+drop_all() {
+  for db in ev_takeover ev_takeover_legacy ev_takeover_planted ev_takeover_granted ev_takeover_ext ev_takeover_clean ev_takeover_restored; do
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
   done
   psql -X -q -d postgres -c "DROP ROLE IF EXISTS ev_mallory" -c "DROP ROLE IF EXISTS ev_takeover_app" >/dev/null 2>&1
+}
+cleanup() {
+  # put the installed control file and 0.2.0 script back, whatever happened
+  [ -f "$BACKUP/everest.control" ] && $SUDO cp "$BACKUP/everest.control" "$BACKUP/everest--0.2.0.sql" "$EXTDIR/"
+  drop_all
   rm -rf "$BACKUP"
 }
 trap cleanup EXIT
-cleanup_roles() { psql -X -q -d postgres -c "DROP ROLE IF EXISTS ev_mallory" -c "DROP ROLE IF EXISTS ev_takeover_app" >/dev/null 2>&1; }
-cleanup_roles
+drop_all
 psql -X -q -d postgres -c "CREATE ROLE ev_mallory LOGIN" -c "CREATE ROLE ev_takeover_app LOGIN" >/dev/null
 
 # The attacker's payload: a trigger on a planted everest.handlers that makes its owner superuser
@@ -62,10 +64,39 @@ is "... nor drop it" "$(mallory sqlstate_of ev_takeover "DROP SCHEMA everest CAS
 is "... nor create anything in it" "$(mallory sqlstate_of ev_takeover "CREATE TABLE everest.planted (x int)")" "42501"
 is "... nor drop the extension" "$(mallory sqlstate_of ev_takeover "DROP EXTENSION everest")" "42501"
 is "every function of the extension has search_path pinned" \
-  "$(q -d ev_takeover -c "SELECT count(*) FILTER (WHERE proconfig IS DISTINCT FROM '{\"search_path=pg_catalog, pg_temp\"}') || '/' || count(*)
-                            FROM pg_proc WHERE pronamespace = 'everest'::regnamespace")" "0/21"
+  "$(q -d ev_takeover -c "SELECT count(*) FILTER (WHERE proconfig IS DISTINCT FROM '{\"search_path=pg_catalog, pg_temp\"}') || ' of ' || (count(*) > 20)
+                            FROM pg_proc WHERE pronamespace = 'everest'::regnamespace")" "0 of true"
 q -d ev_takeover -c "SELECT everest.save_handler_position('h', 1)" >/dev/null
 is "a checkpoint saved by the superuser makes nobody a superuser" "$(is_super)" "f"
+q -d ev_takeover -c "GRANT CREATE ON SCHEMA everest TO ev_takeover_app" >/dev/null
+is "a schema that grants CREATE to a non-superuser stops every function (55000)" \
+  "$(sqlstate_of ev_takeover "SELECT everest.handler_position('h')")" "55000"
+q -d ev_takeover -c "REVOKE CREATE ON SCHEMA everest FROM ev_takeover_app" -c "GRANT CREATE ON SCHEMA everest TO PUBLIC" >/dev/null
+is "... to PUBLIC too" "$(sqlstate_of ev_takeover "SELECT everest.handler_position('h')")" "55000"
+q -d ev_takeover -c "REVOKE CREATE ON SCHEMA everest FROM PUBLIC" >/dev/null
+is "... and they work again once it is revoked" "$(q -d ev_takeover -c "SELECT everest.handler_position('h')")" "1"
+
+# A session that checked the schema earlier in its transaction must see a change made meanwhile
+# (the catalog reads make it hold cached catalog entries, as a long transaction would).
+echo "$PLANT" >"$BACKUP/plant.sql"
+session=$(q -d ev_takeover 2>&1 <<SQL
+BEGIN;
+SELECT (SELECT count(*) FROM pg_catalog.pg_proc) + (SELECT count(*) FROM pg_catalog.pg_namespace)
+     + (SELECT count(*) FROM pg_catalog.pg_cast) + (SELECT count(*) FROM pg_catalog.pg_type)
+     + (SELECT count(*) FROM pg_catalog.pg_class) + (SELECT count(*) FROM pg_catalog.pg_roles) > 0 AS primed;
+SELECT everest.handler_position('h');
+\! psql -X -q -d ev_takeover -c "ALTER SCHEMA everest OWNER TO ev_mallory"
+\! PGUSER=ev_mallory psql -X -q -d ev_takeover -c "ALTER SCHEMA everest RENAME TO everest_real" -c "CREATE SCHEMA everest" -c "GRANT USAGE ON SCHEMA everest TO PUBLIC" -f "$BACKUP/plant.sql"
+SELECT everest.save_handler_position('h', 5);
+COMMIT;
+SQL
+)
+is "a change made during a transaction that already used the store is seen by its next call (55000)" \
+  "$(echo "$session" | grep -c 'schema everest is owned by role ev_mallory')" "1"
+is "... and the attacker is not a superuser" "$(is_super)" "f"
+mallory q -d ev_takeover -c "DROP SCHEMA everest CASCADE" -c "ALTER SCHEMA everest_real RENAME TO everest" >/dev/null 2>&1
+q -d ev_takeover -c "ALTER SCHEMA everest OWNER TO postgres" >/dev/null
+
 q -d ev_takeover -c "ALTER SCHEMA everest OWNER TO ev_mallory" >/dev/null
 is "a schema a superuser gave away stops every function (55000)" \
   "$(sqlstate_of ev_takeover "SELECT everest.save_handler_position('h', 2)")" "55000"
@@ -73,6 +104,10 @@ is "... reads too" "$(sqlstate_of ev_takeover "SELECT * FROM everest.read_stream
 q -d ev_takeover -c "ALTER SCHEMA everest OWNER TO postgres" >/dev/null
 is "... and they work again once it is a superuser's" \
   "$(q -d ev_takeover -c "SELECT everest.save_handler_position('h', 2)" -c "SELECT everest.handler_position('h')" | tail -1)" "2"
+is "a database owner can install a trusted extension into the schema (PostgreSQL allows it; docs/security.md)" \
+  "$(mallory sqlstate_of ev_takeover "CREATE EXTENSION citext SCHEMA everest")" "none"
+is "... which changes nothing the store uses" "$(q -d ev_takeover -c "SELECT everest.save_handler_position('h', 3)" -c "SELECT everest.handler_position('h')" | tail -1)" "3"
+mallory q -d ev_takeover -c "DROP EXTENSION citext" >/dev/null
 q -d ev_takeover -c "DROP EXTENSION everest" >/dev/null
 is "DROP EXTENSION removes the schema it created" \
   "$(q -d ev_takeover -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'everest'")" "0"
@@ -91,7 +126,7 @@ current_files() { $SUDO cp "$BACKUP/everest.control" "$BACKUP/everest--0.2.0.sql
 legacy_files
 # (1) mallory's schema, adopted; (2) adopted, handed to a superuser later, with a planted function
 # left in it; (3) a clean install with a grant and some data.
-for db in ev_takeover_legacy ev_takeover_planted; do
+for db in ev_takeover_legacy ev_takeover_planted ev_takeover_granted ev_takeover_ext; do
   psql -X -q -d postgres -c "CREATE DATABASE $db OWNER ev_mallory" >/dev/null
   mallory q -d $db -c "CREATE SCHEMA everest" >/dev/null
   q -d $db -c "CREATE EXTENSION everest" >/dev/null
@@ -136,12 +171,29 @@ is "... naming them" \
   "$(q -d ev_takeover_planted -c "ALTER EXTENSION everest UPDATE" 2>&1 | grep -c 'function everest.now() (owner ev_mallory)')" "1"
 q -d ev_takeover_planted -c "DROP FUNCTION everest.now()" >/dev/null
 is "... and updates once they are gone" \
-  "$(q -d ev_takeover_planted -c "ALTER EXTENSION everest UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'everest'")" "0.3.0"
+  "$(q -d ev_takeover_planted -c "ALTER EXTENSION everest UPDATE TO '0.3.0'" -c "SELECT extversion FROM pg_extension WHERE extname = 'everest'")" "0.3.0"
 
-# (3) A clean 0.2.0 install takes the 0.3.0 layout.
+# (3) Ownership fixed by a superuser, but the attacker left CREATE granted to PUBLIC first: any
+# role could then plant overloads of everest's functions (found by review).
+mallory q -d ev_takeover_granted -c "GRANT ALL ON SCHEMA everest TO PUBLIC" >/dev/null
+q -d ev_takeover_granted -c "ALTER SCHEMA everest OWNER TO postgres" >/dev/null
+is "ALTER EXTENSION UPDATE refuses a schema that grants CREATE to PUBLIC (55000)" \
+  "$(sqlstate_of ev_takeover_granted "ALTER EXTENSION everest UPDATE")" "55000"
+is "... and every function refuses it meanwhile" "$(sqlstate_of ev_takeover_granted "SELECT everest.handler_position('h')")" "55000"
+q -d ev_takeover_granted -c "REVOKE ALL ON SCHEMA everest FROM PUBLIC" >/dev/null
+is "... and updates once it is revoked" \
+  "$(q -d ev_takeover_granted -c "ALTER EXTENSION everest UPDATE TO '0.3.0'" -c "SELECT extversion FROM pg_extension WHERE extname = 'everest'")" "0.3.0"
+
+# (4) Another extension's objects in the schema (superuser-owned, yet not the install's).
+q -d ev_takeover_ext -c "ALTER SCHEMA everest OWNER TO postgres" >/dev/null
+mallory q -d ev_takeover_ext -c "CREATE EXTENSION citext SCHEMA everest" >/dev/null
+is "ALTER EXTENSION UPDATE refuses a schema holding another extension's objects (55000)" \
+  "$(sqlstate_of ev_takeover_ext "ALTER EXTENSION everest UPDATE")" "55000"
+
+# (5) A clean 0.2.0 install takes the 0.3.0 layout.
 q -d ev_takeover_clean -c "ALTER EXTENSION everest UPDATE" >/dev/null
 is "a clean 0.2.0 install updates" "$(q -d ev_takeover_clean -c "SELECT extversion || ' ' || extnamespace::regnamespace FROM pg_extension WHERE extname = 'everest'")" \
-  "0.3.0 pg_catalog"
+  "$(q -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'everest'") pg_catalog"
 is "... its schema becomes a member of the extension" \
   "$(q -d ev_takeover_clean -c "SELECT count(*) FROM pg_depend WHERE classid = 'pg_namespace'::regclass AND objid = 'everest'::regnamespace AND deptype = 'e'")" "1"
 is "... the extension no longer depends on it as its own schema" \
