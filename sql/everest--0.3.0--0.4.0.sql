@@ -1,6 +1,7 @@
 -- everest 0.3.0 -> 0.4.0: the store keeps its promise on hot standbys and through poolers
 -- (docs/topologies.md).
---   * everest.horizon: the primary publishes safe_position() there for standbys.
+--   * everest.horizon: the primary publishes safe_position() there for standbys and mirrors.
+--   * everest.epochs: positions continue in a new epoch after a promotion or cutover (EV006).
 --   * everest.leases with acquire_lease, renew_lease, release_lease (EV005).
 --   * wait_for_position.
 --   * save_handler_position and save_handler_state take member, lease and expected_position.
@@ -10,12 +11,30 @@
 --     with 2BP01 and nothing changes.
 \echo Use "ALTER EXTENSION everest UPDATE TO '0.4.0'" to load this file. \quit
 
+-- The $all horizon as the primary last published it, for hot standbys and logical mirrors,
+-- which have no positions in flight of their own (docs/topologies.md). At most one row (none: 0),
+-- written only by the primary's notifier worker (src/pg/notify.c) in its own transaction; a
+-- reader on a standby or mirror never goes past it. Dumped: a dump's horizon is consistent with
+-- its events, and a restore elsewhere starts a new epoch from it.
 CREATE TABLE everest.horizon (
     singleton    boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     position     bigint      NOT NULL,
     published_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-INSERT INTO everest.horizon (position) VALUES (0);
+
+-- Position epochs (docs/topologies.md, "Failover"): epoch e hands out positions from
+-- e * 2^40 + 1. The first append on a node other than the one that appended last (a promoted
+-- standby, a mirror after cutover, a restore into another cluster) starts the next epoch, above
+-- everything assigned before, and records (lost_after, first_position) as never completed here:
+-- reads and saves from a checkpoint inside it fail with EV006.
+CREATE TABLE everest.epochs (
+    epoch             integer     PRIMARY KEY CHECK (epoch >= 0 AND epoch < 8192),
+    first_position    bigint      NOT NULL,
+    lost_after        bigint,
+    system_identifier bigint      NOT NULL,
+    timeline          integer     NOT NULL,
+    started_at        timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
 
 CREATE TABLE everest.leases (
     handler     text        COLLATE "C" NOT NULL,
@@ -29,7 +48,9 @@ CREATE TABLE everest.leases (
     holder_address inet,
     CONSTRAINT leases_pkey PRIMARY KEY (handler, member)
 );
-REVOKE ALL ON everest.horizon, everest.leases FROM PUBLIC;
+REVOKE ALL ON everest.horizon, everest.epochs, everest.leases FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('everest.horizon', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.epochs', '');
 
 -- The grants roles have on the two save functions, replayed on their replacements below.
 SELECT pg_catalog.set_config('everest_upgrade.grants', COALESCE(pg_catalog.jsonb_agg(g), '[]')::text, true)

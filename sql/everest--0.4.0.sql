@@ -52,15 +52,29 @@ CREATE TABLE everest.handlers (
 );
 
 -- The $all horizon as the primary last published it, for hot standbys and logical mirrors,
--- which have no positions in flight of their own (docs/topologies.md). One row, written only by
--- the primary's notifier worker (src/pg/notify.c) in its own transaction; a reader on a standby
--- never goes past it. Not dumped: a restored store publishes again at its first append.
+-- which have no positions in flight of their own (docs/topologies.md). At most one row (none: 0),
+-- written only by the primary's notifier worker (src/pg/notify.c) in its own transaction; a
+-- reader on a standby or mirror never goes past it. Dumped: a dump's horizon is consistent with
+-- its events, and a restore elsewhere starts a new epoch from it.
 CREATE TABLE everest.horizon (
     singleton    boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     position     bigint      NOT NULL,
     published_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-INSERT INTO everest.horizon (position) VALUES (0);
+
+-- Position epochs (docs/topologies.md, "Failover"): epoch e hands out positions from
+-- e * 2^40 + 1. The first append on a node other than the one that appended last (a promoted
+-- standby, a mirror after cutover, a restore into another cluster) starts the next epoch, above
+-- everything assigned before, and records (lost_after, first_position) as never completed here:
+-- reads and saves from a checkpoint inside it fail with EV006.
+CREATE TABLE everest.epochs (
+    epoch             integer     PRIMARY KEY CHECK (epoch >= 0 AND epoch < 8192),
+    first_position    bigint      NOT NULL,
+    lost_after        bigint,
+    system_identifier bigint      NOT NULL,
+    timeline          integer     NOT NULL,
+    started_at        timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
 
 -- Leases that work through poolers and across sessions (acquire_lease): one row per handler
 -- member, with a time to live and a token that saves must name (EV005 otherwise). Saves lock the
@@ -84,6 +98,8 @@ SELECT pg_catalog.pg_extension_config_dump('everest.tombstones', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.events', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.position_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.horizon', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.epochs', '');
 
 -- ---------------------------------------------------------------------------------------------
 -- Immutability: only delete_stream removes events, and nothing changes them.

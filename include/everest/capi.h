@@ -129,6 +129,37 @@ int32_t		ev_handler_members(void);
 bool		ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error *err);
 bool		ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flight, ev_error *err);
 
+/* Epochs (docs/topologies.md, "Failover"). */
+typedef struct ev_lost_range
+{
+	int64_t		after;
+	int64_t		before;
+} ev_lost_range;
+
+typedef struct ev_epoch_facts
+{
+	bool		have_latest;
+	int32_t		latest_epoch;
+	bool		same_node;
+	int64_t		max_stored;
+	int64_t		sequence_last;
+	int64_t		published_horizon;
+} ev_epoch_facts;
+
+typedef struct ev_epoch_plan
+{
+	bool		insert;
+	int32_t		epoch;
+	int64_t		first_position;
+	bool		lost;
+	int64_t		lost_after;
+	int64_t		sequence_to;
+} ev_epoch_plan;
+
+bool		ev_plan_epoch(const ev_epoch_facts *facts, ev_epoch_plan *plan, ev_error *err);
+bool		ev_check_completed(int64_t checkpoint, const ev_lost_range *ranges, size_t n_ranges,
+							   bool know_assigned, int64_t last_assigned, ev_error *err);
+
 /* Rendering and hashing. */
 bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err);
 uint64_t	ev_lock_key(const char *name, size_t len);	/* handler leases, stream locks */

@@ -29,6 +29,7 @@ inline constexpr const char* stream_deleted = "EV002";
 inline constexpr const char* duplicate_event_id = "EV003";
 inline constexpr const char* handler_position_not_forward = "EV004";
 inline constexpr const char* lease_lost = "EV005";
+inline constexpr const char* position_never_completed = "EV006";
 inline constexpr const char* invalid_parameter_value = "22023";
 inline constexpr const char* null_value_not_allowed = "22004";
 inline constexpr const char* invalid_text_representation = "22P02";
@@ -251,5 +252,52 @@ void check_member(std::string_view handler, std::int32_t member);
 void check_lease_ttl(std::int64_t ttl_us, bool has_months);
 // wait_for_position: a timeout, and whether this session would wait for its own append.
 void check_wait(std::int64_t after, std::int64_t timeout_ms, std::int64_t own_lowest_in_flight);
+
+// ---------------------------------------------------------------------------------------------
+// Epochs (docs/topologies.md, "Failover"): positions carry an epoch in their high bits, so that a
+// node that took over (a promoted standby, a mirror after cutover, a restore elsewhere) hands out
+// positions above everything any earlier primary assigned, and records the range it never
+// completed. Positions stay below 2^53, exact in JavaScript.
+// ---------------------------------------------------------------------------------------------
+
+inline constexpr int kEpochBits = 40;
+inline constexpr std::int32_t kMaxEpochs = 1 << (53 - kEpochBits);  // 8192
+
+inline std::int32_t epoch_of(std::int64_t position) {
+  return position <= 0 ? 0 : static_cast<std::int32_t>(position >> kEpochBits);
+}
+
+// Positions p with after < p < before - 1 were assigned (or may have been) by an earlier primary
+// and never completed here; `before` is the first position of the epoch that followed.
+struct LostRange {
+  std::int64_t after;
+  std::int64_t before;
+};
+
+struct EpochFacts {
+  bool have_latest = false;           // the epochs table has a row
+  std::int32_t latest_epoch = 0;
+  bool same_node = false;             // ... whose system identifier and timeline are this node's
+  std::int64_t max_stored = 0;        // max(events.position, the published horizon)
+  std::int64_t sequence_last = 0;     // the position sequence's last value
+  std::int64_t published_horizon = 0; // the last horizon this node received (everest.horizon)
+};
+
+struct EpochPlan {
+  bool insert = false;                // record a new epoch row
+  std::int32_t epoch = 0;
+  std::int64_t first_position = 1;
+  bool lost = false;                  // with a lost range (lost_after, first_position)
+  std::int64_t lost_after = 0;
+  std::int64_t sequence_to = 0;       // move the sequence up to this value first (0: leave it)
+};
+
+// What the first append on a node does (throws 55000 when the epochs are used up).
+EpochPlan plan_epoch(const EpochFacts& f);
+
+// A reader's or saver's checkpoint: EV006 when it lies in a lost range, or (know_assigned) beyond
+// the last position this store assigned.
+void check_completed(std::int64_t checkpoint, const LostRange* ranges, std::size_t n_ranges,
+                     bool know_assigned, std::int64_t last_assigned);
 
 }  // namespace everest

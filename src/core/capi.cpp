@@ -251,4 +251,32 @@ bool ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flig
   return guarded(err, [&] { check_wait(after, timeout_ms, own_lowest_in_flight); });
 }
 
+bool ev_plan_epoch(const ev_epoch_facts* facts, ev_epoch_plan* plan, ev_error* err) {
+  return guarded(err, [&] {
+    EpochFacts f;
+    f.have_latest = facts->have_latest;
+    f.latest_epoch = facts->latest_epoch;
+    f.same_node = facts->same_node;
+    f.max_stored = facts->max_stored;
+    f.sequence_last = facts->sequence_last;
+    f.published_horizon = facts->published_horizon;
+    EpochPlan p = plan_epoch(f);
+    plan->insert = p.insert;
+    plan->epoch = p.epoch;
+    plan->first_position = p.first_position;
+    plan->lost = p.lost;
+    plan->lost_after = p.lost_after;
+    plan->sequence_to = p.sequence_to;
+  });
+}
+
+bool ev_check_completed(int64_t checkpoint, const ev_lost_range* ranges, size_t n_ranges,
+                        bool know_assigned, int64_t last_assigned, ev_error* err) {
+  return guarded(err, [&] {
+    static_assert(sizeof(ev_lost_range) == sizeof(LostRange), "same layout");
+    check_completed(checkpoint, reinterpret_cast<const LostRange*>(ranges), n_ranges, know_assigned,
+                    last_assigned);
+  });
+}
+
 }  // extern "C"

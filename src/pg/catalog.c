@@ -38,7 +38,8 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == ev_cached.events || relid == ev_cached.events_stream_version ||
 		relid == ev_cached.events_pkey ||
 		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq ||
-		relid == ev_cached.handlers || relid == ev_cached.leases || relid == ev_cached.horizon)
+		relid == ev_cached.handlers || relid == ev_cached.leases || relid == ev_cached.horizon ||
+		relid == ev_cached.epochs)
 		ev_cached_valid = false;
 }
 
@@ -251,6 +252,9 @@ ev_catalog(void)
 		ev_cached.horizon = get_relname_relid("horizon", nsp);
 		if (OidIsValid(ev_cached.horizon))
 			ev_cached.horizon = ev_member_relid(ext, nsp, "horizon");
+		ev_cached.epochs = get_relname_relid("epochs", nsp);
+		if (OidIsValid(ev_cached.epochs))
+			ev_cached.epochs = ev_member_relid(ext, nsp, "epochs");
 		ev_cached.position_seq_ok = ev_sequence_is_plain(ev_cached.position_seq);
 		ev_cached_valid = true;
 	}

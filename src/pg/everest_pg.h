@@ -11,6 +11,7 @@
  *   delete.c    delete_stream, the immutability trigger
  *   handlers.c  handler checkpoints and state, what a transaction read from, session leases
  *   leases.c    leases in a table (acquire_lease, renew_lease, release_lease)
+ *   epochs.c    position epochs after a promotion or cutover, EV006
  *   notify.c    the notifier worker: NOTIFY everest when safe_position() moves
  */
 #ifndef EVEREST_PG_H
@@ -55,6 +56,7 @@ typedef struct EvCatalog
 	Oid			handlers;
 	Oid			leases;			/* InvalidOid in a database still on 0.3.0 */
 	Oid			horizon;		/* likewise */
+	Oid			epochs;			/* likewise */
 	Oid			position_seq;
 	bool		position_seq_ok;	/* CACHE 1, INCREMENT > 0, NO CYCLE */
 } EvCatalog;
@@ -77,11 +79,19 @@ extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
 extern void ev_require_horizon(void);
 extern void ev_draw_positions(int n, int64 *positions);
 extern int64 ev_safe_position(void);
+extern int64 ev_published_horizon(void);
+extern int64 ev_last_assigned(void);	/* the sequence's last value, 0 before the first */
+extern bool ev_is_mirror(void);		/* a logical-replication subscriber of everest.events */
+extern void ev_require_writable_store(void);	/* 25006 on a mirror */
 extern void ev_require_read_committed(void);
 
 /* leases.c: the member's lease row, locked FOR SHARE (a save's facts) */
 extern void ev_lease_facts(const char *handler, size_t len, int32 member, const pg_uuid_t *lease,
 						   bool *row_matches, bool *live);
+
+/* epochs.c (docs/topologies.md, "Failover") */
+extern void ev_epoch_ensure(void);	/* before an append draws positions */
+extern void ev_require_completed(int64 checkpoint, int64 known_safe);	/* EV006 */
 
 /* notify.c */
 extern bool ev_notify_enabled;

@@ -242,6 +242,8 @@ everest_handler_position(PG_FUNCTION_ARGS)
 		ev_record_checkpoint(handler, len, 0, cp, cp, false);
 	}
 	SPI_finish();
+	/* Before position + 1: a checkpoint at the bigint maximum is beyond anything assigned. */
+	ev_require_completed(position, -1);
 	PG_RETURN_INT64(position);
 }
 
@@ -358,6 +360,7 @@ ev_save_checkpoint(FunctionCallInfo fcinfo, bool with_state)
 	facts.expected_given = expected_given;
 	facts.expected = expected;
 
+	ev_require_completed(position, -1);	/* EV006: lost in a failover, or never assigned */
 	SPI_connect();
 	ev_lease_facts(handler, len, member, lease, &facts.lease_row_matches, &facts.lease_live);
 	for (;;)
@@ -448,6 +451,8 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 		ev_record_checkpoint(handler, len, 0, cp, cp, false);
 	}
 	SPI_finish();
+	/* Before position + 1: a checkpoint at the bigint maximum is beyond anything assigned. */
+	ev_require_completed(position, -1);
 
 	ev_read_into(fcinfo, kind == EV_STREAM_REGULAR ? EV_STREAM_REGULAR_BY_POSITION : kind, source,
 				 source_len, category, category_len, position + 1, true, max_count);

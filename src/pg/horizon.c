@@ -38,7 +38,11 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -263,6 +267,7 @@ ev_draw_positions(int n, int64 *positions)
 	}
 	if (ev_in_flight_lowest(ev_tracker) == 0)
 		ev_notify_ensure_notifier();
+	ev_epoch_ensure();			/* a new epoch after a promotion or cutover; a no-op otherwise */
 	if (!ev_catalog()->position_seq_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -310,7 +315,7 @@ ev_last_drawn(Oid seq)
  * caller's reads take their snapshot after this one. A standby has no positions in flight of its
  * own, and its sequence shows what the primary WAL-logged (up to 32 ahead), never what is safe.
  */
-static int64
+int64
 ev_published_horizon(void)
 {
 	Oid			relid = ev_catalog()->horizon;
@@ -343,6 +348,89 @@ ev_published_horizon(void)
 }
 
 int64
+ev_last_assigned(void)
+{
+	return ev_last_drawn(ev_catalog()->position_seq);
+}
+
+/*
+ * A logical-replication mirror (docs/topologies.md): a database whose everest.events is a table
+ * of one of its subscriptions. Its horizon is the one the publisher published, once every
+ * subscribed everest table finished its initial copy ('r'eady): the copies are taken at different
+ * snapshots, so a horizon row can arrive before the events it covers. Cached; pg_subscription_rel
+ * changes invalidate it.
+ */
+static bool ev_mirror_valid = false;
+static bool ev_mirror = false;
+static bool ev_mirror_ready = false;
+static bool ev_mirror_callback = false;
+static SPIPlanPtr plan_mirror;
+
+static void
+ev_mirror_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ev_mirror_valid = false;
+}
+
+static void
+ev_mirror_load(void)
+{
+	const EvCatalog *cat = ev_catalog();
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		args[1];
+	Datum		relids[3];
+	int			n = 0;
+	int			rc;
+	bool		isnull;
+
+	if (!ev_mirror_callback)
+	{
+		CacheRegisterSyscacheCallback(SUBSCRIPTIONRELMAP, ev_mirror_invalidate, (Datum) 0);
+		ev_mirror_callback = true;
+	}
+	relids[n++] = ObjectIdGetDatum(cat->events);
+	if (OidIsValid(cat->horizon))
+		relids[n++] = ObjectIdGetDatum(cat->horizon);
+	if (OidIsValid(cat->epochs))
+		relids[n++] = ObjectIdGetDatum(cat->epochs);
+	args[0] = PointerGetDatum(construct_array(relids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	SPI_connect();
+	rc = SPI_execute_plan(ev_prepare(&plan_mirror,
+									 "SELECT pg_catalog.bool_or(srrelid OPERATOR(pg_catalog.=) $1[1]), "
+									 "pg_catalog.bool_and(srsubstate OPERATOR(pg_catalog.=) 'r') "
+									 "AND pg_catalog.bool_or(srrelid OPERATOR(pg_catalog.=) $1[2]) "
+									 "FROM pg_catalog.pg_subscription_rel WHERE srrelid OPERATOR(pg_catalog.=) ANY ($1)",
+									 1, types),
+						  args, NULL, true, 1);
+	ev_spi_check(rc, "looking for subscriptions");
+	ev_mirror = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	ev_mirror_ready = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) && !isnull;
+	SPI_finish();
+	ev_mirror_valid = true;
+}
+
+bool
+ev_is_mirror(void)
+{
+	if (!ev_mirror_valid)
+		ev_mirror_load();
+	return ev_mirror;
+}
+
+/* Appends and deletes belong to the publisher: a mirror refuses them, as a standby does. */
+void
+ev_require_writable_store(void)
+{
+	if (!RecoveryInProgress() && ev_is_mirror())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change events on a logical-replication mirror"),
+				 errdetail("everest.events in this database is replicated from a publisher by a subscription."),
+				 errhint("Append on the publisher. To make this database the primary, drop the subscription first "
+						 "(docs/topologies.md, cutover).")));
+}
+
+int64
 ev_safe_position(void)
 {
 	Oid			seq;
@@ -351,6 +439,8 @@ ev_safe_position(void)
 
 	if (RecoveryInProgress())
 		return ev_published_horizon();
+	if (ev_is_mirror())
+		return ev_mirror_ready ? ev_published_horizon() : 0;
 	ev_require_horizon();
 	seq = ev_catalog()->position_seq;
 	LockRelationOid(seq, RowExclusiveLock);
@@ -408,7 +498,7 @@ everest_in_flight_appends(PG_FUNCTION_ARGS)
  * wait_for_position(after, timeout_ms) (docs/topologies.md, "Waking up without LISTEN"):
  * safe_position() as soon as it is greater than `after`, or when the timeout passes. On a
  * primary, transactions whose positions leave flight broadcast a condition variable; a standby
- * has no such signal and looks at the published horizon every EV_STANDBY_POLL_MS. Cancellable
+ * or mirror has no such signal and looks at the published horizon every EV_STANDBY_POLL_MS. Cancellable
  * (the sleeps check for interrupts); a session whose own append is in flight below `after`
  * would wait for itself and gets 55000.
  */
@@ -421,7 +511,7 @@ everest_wait_for_position(PG_FUNCTION_ARGS)
 	int64		after;
 	int64		timeout_ms;
 	int64		own = 0;
-	bool		standby = RecoveryInProgress();
+	bool		standby;
 	TimestampTz deadline;
 	int64		safe;
 	ev_error	err;
@@ -431,6 +521,7 @@ everest_wait_for_position(PG_FUNCTION_ARGS)
 	after = PG_GETARG_INT64(0);
 	timeout_ms = PG_GETARG_INT32(1);
 	ev_require_horizon();
+	standby = RecoveryInProgress() || ev_is_mirror();	/* no commits here move the horizon */
 	if (!standby && ev_tracker != NULL)
 		own = ev_in_flight_lowest(ev_tracker);
 	ev_check(ev_check_wait(after, timeout_ms, own, &err), &err);

@@ -223,8 +223,10 @@ ev_publish_horizon(int64 safe)
 	args[0] = Int64GetDatum(safe);
 	SPI_connect();
 	ev_spi_check(SPI_execute_plan(ev_prepare(&plan_publish,
-											 "UPDATE everest.horizon SET position = $1, published_at = pg_catalog.now() "
-											 "WHERE position OPERATOR(pg_catalog.<) $1",
+											 "INSERT INTO everest.horizon AS h (position) VALUES ($1) "
+											 "ON CONFLICT (singleton) DO UPDATE SET position = excluded.position, "
+											 "published_at = excluded.published_at "
+											 "WHERE h.position OPERATOR(pg_catalog.<) excluded.position",
 											 1, types),
 								  args, NULL, false, 0),
 				 "publishing the horizon");
@@ -243,15 +245,14 @@ ev_notifier_round(int64 last)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, "everest notifier: computing safe_position()");
+	PushActiveSnapshot(GetTransactionSnapshot());
 	safe = ev_safe_position();	/* ERROR (and exit) if the extension is gone */
 	if (safe > last)
 	{
 		char		payload[64];
 		ev_error	err;
 
-		PushActiveSnapshot(GetTransactionSnapshot());
 		ev_publish_horizon(safe);
-		PopActiveSnapshot();
 		if (ev_notify_enabled)
 		{
 			if (!ev_render_notification(safe, payload, sizeof(payload), &err))
@@ -259,6 +260,7 @@ ev_notifier_round(int64 last)
 			Async_Notify("everest", payload);
 		}
 	}
+	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return safe > last ? safe : last;

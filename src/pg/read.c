@@ -269,6 +269,9 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 
 	if (!ev_read_begin(fcinfo, kind, max_count, &upto))
 		return;
+	/* A forward read of positions starts after a checkpoint: EV006 if it was never completed. */
+	if (forward && kind != EV_STREAM_REGULAR)
+		ev_require_completed(from - 1, upto);
 	if (!forward && from >= 0 && from < upto)
 		upto = from;
 	if (forward && from > upto)

@@ -37,6 +37,7 @@ ev_lock_stream(const char *stream, size_t len)
 	LOCKTAG		tag;
 	uint64		key = ev_lock_key(stream, len);
 
+	ev_require_writable_store();	/* not on a logical-replication mirror */
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 4);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }

@@ -114,13 +114,12 @@ SELECT is(everest.delete_stream(stream => 'tapsurface-n', expected_version => 1,
 
 -- =============================================================================================
 -- pg_dump keeps the events: every table and sequence of everest is registered, except the
--- transient ones (the published horizon and leases: a restored store publishes again, and
--- leases do not survive a restore; docs/topologies.md)
+-- leases, which are transient (docs/topologies.md)
 -- =============================================================================================
 SELECT is((SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
             WHERE c.relnamespace = 'everest'::regnamespace AND c.relkind IN ('r', 'p', 'S')
               AND c.oid <> ALL (SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'everest')),
-          'horizon,leases', 'every table and sequence of everest but horizon and leases is registered with pg_extension_config_dump');
+          'leases', 'every table and sequence of everest but leases is registered with pg_extension_config_dump');
 SELECT ok('everest.events'::regclass = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'everest')::oid[]),
           'everest.events is registered with pg_extension_config_dump');
 

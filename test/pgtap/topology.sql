@@ -8,7 +8,7 @@ SELECT first_position AS p1 FROM everest.append_event(:'h' || '-1', 'A') \gset
 SELECT pg_sleep(0.05) IS NULL AS _ \gset
 
 BEGIN;
-SELECT plan(46);
+SELECT plan(60);
 SELECT set_config('tap.h', :'h', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.h(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS
     $f$ SELECT current_setting('tap.h') || suffix $f$;
@@ -109,6 +109,44 @@ SELECT lives_ok($$SELECT everest.save_handler_position(pg_temp.h(), 7)$$, '... a
 SELECT throws_ok($$SELECT everest.wait_for_position(everest.safe_position() + 1000000, 10)
                      FROM everest.append_event(pg_temp.h('-2'), 'B')$$, '55000', 'wait_for_position would wait for this session''s own append',
                  'wait_for_position with this transaction''s append in flight below after: 55000');
+
+-- =============================================================================================
+-- EV006: checkpoints this store never completed
+-- =============================================================================================
+SELECT is((SELECT count(*) FROM everest.read_all_forward(everest.safe_position() + 1)), 0::bigint,
+          'reading from safe_position() + 1 is not an error: nothing yet');
+SELECT throws_ok($$SELECT * FROM everest.read_all_forward(everest.safe_position() + 1000000)$$, 'EV006', NULL,
+                 'reading $all after a checkpoint beyond anything assigned: EV006');
+SELECT throws_ok(format($$SELECT * FROM everest.read_stream_forward('$ce-%s', everest.safe_position() + 1000000)$$, pg_temp.h()),
+                 'EV006', NULL, '... a category too');
+SELECT lives_ok($$SELECT everest.reset_handler(pg_temp.h('-far'), 9223372036854775807)$$,
+                'setup: a handler checkpoint at the bigint maximum (reset_handler rewinds anywhere)');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-far'))$$, 'EV006',
+                 'position 9223372036854775807 is beyond anything this store assigned',
+                 'read_handler_events from a checkpoint at the bigint maximum: EV006, not a wrap to position 1');
+SELECT throws_ok($$SELECT everest.save_handler_position(pg_temp.h('-far2'), everest.safe_position() + 1000000)$$, 'EV006', NULL,
+                 'saving a position beyond anything assigned: EV006');
+SELECT throws_ok($$SELECT everest.save_handler_position(pg_temp.h('-far2'), 9223372036854775807)$$, 'EV006', NULL,
+                 '... the bigint maximum too');
+SELECT is((SELECT count(*) FROM everest.epochs WHERE lost_after IS NULL), 1::bigint,
+          'the store''s first append recorded its epoch, without a lost range');
+SELECT is((SELECT system_identifier FROM everest.epochs ORDER BY epoch DESC LIMIT 1),
+          (SELECT system_identifier::bigint FROM pg_control_system()), '... naming this cluster');
+-- A lost range as a promotion records it (here by hand; test/shell/failover.sh does it for real).
+SELECT everest.safe_position() AS sp \gset
+INSERT INTO everest.epochs (epoch, first_position, lost_after, system_identifier, timeline)
+     VALUES (7, (7::bigint << 40) + 1, :sp - 3, 0, 0);
+ALTER TABLE everest.epochs SET (fillfactor = 100);  -- a relcache invalidation, as the epoch switch sends
+SELECT throws_ok(format($$SELECT * FROM everest.read_all_forward(%s)$$, :sp - 1), 'EV006',
+                 format('position %s is in a range this store never completed', :sp - 2),
+                 'reading after a checkpoint in a lost range: EV006');
+SELECT lives_ok(format($$SELECT * FROM everest.read_all_forward(%s)$$, :sp - 2),
+                '... reading after the range''s start is fine');
+SELECT throws_ok(format($$SELECT everest.save_handler_position(pg_temp.h('-lost'), %s)$$, :sp - 1), 'EV006', NULL,
+                 'saving a position in a lost range: EV006');
+SELECT lives_ok(format($$SELECT everest.reset_handler(pg_temp.h('-lost'), %s)$$, :sp - 1), 'setup: a handler inside the lost range');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-lost'))$$, 'EV006', NULL,
+                 'read_handler_events of a handler whose checkpoint is in a lost range: EV006');
 
 SELECT * FROM finish();
 ROLLBACK;
