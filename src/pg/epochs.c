@@ -22,7 +22,10 @@
 
 static SPIPlanPtr plan_latest, plan_facts, plan_insert, plan_ranges;
 
-/* This backend appends as the node the latest epoch row names. */
+/* This backend's node is the one the latest epoch row names (or there is none); valid when
+ * ev_latest_valid and the system identifier and timeline are still these. */
+static bool ev_latest_valid = false;
+static bool ev_latest_exists = false;	/* the epochs table has a row */
 static bool ev_epoch_current = false;
 static int64 ev_epoch_sysid;
 static TimeLineID ev_epoch_tli;
@@ -40,6 +43,7 @@ ev_epochs_invalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == ev_ranges_relid)
 	{
 		ev_ranges_valid = false;
+		ev_latest_valid = false;
 		ev_epoch_current = false;
 	}
 }
@@ -64,6 +68,47 @@ ev_spi_int64(int row, int col)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
+/*
+ * Whether this node appends in the latest epoch, or no epoch is recorded yet. A promoted standby
+ * or a mirror after cutover is not, until its first append starts the next epoch; until then its
+ * safe_position() stays at the horizon it received (horizon.c), so that its readers never pass
+ * the start of what will be recorded as lost. Cached until everest.epochs is invalidated.
+ */
+bool
+ev_epoch_is_current(void)
+{
+	const EvCatalog *cat;
+	int64		sysid;
+	TimeLineID	tli;
+	int			rc;
+	bool		have;
+
+	if (RecoveryInProgress())
+		return true;
+	sysid = (int64) GetSystemIdentifier();
+	tli = GetWALInsertionTimeLine();
+	if (ev_latest_valid && ev_epoch_sysid == sysid && ev_epoch_tli == tli)
+		return ev_epoch_current;
+	cat = ev_catalog();
+	if (!OidIsValid(cat->epochs))
+		return true;
+	ev_epochs_register(cat->epochs);
+	SPI_connect();
+	rc = SPI_execute_plan(ev_prepare(&plan_latest,
+									 "SELECT epoch::pg_catalog.int8, system_identifier, timeline::pg_catalog.int8 "
+									 "FROM everest.epochs ORDER BY epoch DESC LIMIT 1", 0, NULL),
+						  NULL, NULL, false, 1);
+	ev_spi_check(rc, "reading the epochs");
+	have = SPI_processed == 1;
+	ev_latest_exists = have;
+	ev_epoch_current = !have || (ev_spi_int64(0, 2) == sysid && ev_spi_int64(0, 3) == (int64) tli);
+	SPI_finish();
+	ev_epoch_sysid = sysid;
+	ev_epoch_tli = tli;
+	ev_latest_valid = true;
+	return ev_epoch_current;
+}
+
 void
 ev_epoch_ensure(void)
 {
@@ -79,7 +124,7 @@ ev_epoch_ensure(void)
 		return;
 	sysid = (int64) GetSystemIdentifier();
 	tli = GetWALInsertionTimeLine();
-	if (ev_epoch_current && ev_epoch_sysid == sysid && ev_epoch_tli == tli)
+	if (ev_latest_valid && ev_latest_exists && ev_epoch_current && ev_epoch_sysid == sysid && ev_epoch_tli == tli)
 		return;
 	cat = ev_catalog();
 	if (!OidIsValid(cat->epochs))
@@ -149,6 +194,8 @@ ev_epoch_ensure(void)
 	}
 	SPI_finish();
 	ev_epoch_current = true;
+	ev_latest_exists = true;
+	ev_latest_valid = true;
 	ev_epoch_sysid = sysid;
 	ev_epoch_tli = tli;
 }

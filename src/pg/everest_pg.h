@@ -91,6 +91,7 @@ extern void ev_lease_facts(const char *handler, size_t len, int32 member, const 
 
 /* epochs.c (docs/topologies.md, "Failover") */
 extern void ev_epoch_ensure(void);	/* before an append draws positions */
+extern bool ev_epoch_is_current(void);	/* this node appended last, or nobody has */
 extern void ev_require_completed(int64 checkpoint, int64 known_safe);	/* EV006 */
 
 /* notify.c */

@@ -456,6 +456,9 @@ ev_safe_position(void)
 	}
 	safe = lowest != 0 ? lowest - 1 : ev_last_drawn(seq);
 	LWLockRelease(ev_shared->lock);
+	/* A node that took over stays at the horizon it received until its first append (epochs.c). */
+	if (!ev_epoch_is_current())
+		safe = Min(safe, ev_published_horizon());
 	return safe;
 }
 
