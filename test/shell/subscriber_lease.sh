@@ -4,7 +4,9 @@
 # from the stored checkpoint once the lease expired: together they print every event, and the
 # events both printed are at most one batch (the one the first was printing when it died, whose
 # checkpoint never committed). A tail stopped by SIGTERM releases the lease: the next one takes
-# it at once.
+# it at once. A tail stopped with SIGSTOP past its lease is fenced off: once continued, its save
+# fails with EV005 (or its renewal with false), it rolls back and waits for the lease again, and
+# no event is applied twice.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/shell/lib.bash"
@@ -106,5 +108,38 @@ wait_for 10 grep -q 'lease on handler "shared" taken' "$WORK/c.err"
 is "a waiting third tail takes the released lease at once" \
   "$(grep -c 'lease on handler "shared" taken' "$WORK/c.err") $([ $((SECONDS - t0)) -lt $TTL ] && echo soon)" "1 soon"
 kill -TERM "$c_pid"; wait "$c_pid"
-if [ "$FAILURES" -gt 0 ]; then for f in a b; do echo "# $f.err:"; tail -8 "$WORK/$f.err" | sed 's/^/# /'; done; fi
+# Fencing: x applies slowly; SIGSTOP it (mostly inside a batch) for longer than its 1 s lease;
+# y takes the lease over and applies; SIGCONT x: it must not commit what it was applying.
+q -d $DB -c "CREATE TABLE fenced (position bigint NOT NULL)" >/dev/null
+start_fenced() {  # start_fenced NAME
+  "$TAIL" --handler fenced --batch 20 --poll-ms 100 --lease-ttl 1 --quiet \
+    --apply "INSERT INTO fenced SELECT ((\$1::jsonb)->>'position')::bigint FROM pg_sleep(0.03)" "dbname=$DB" \
+    >/dev/null 2>"$WORK/$1.err" &
+  PIDS+=("$!")
+  eval "${1}_pid=$!"
+}
+fenced_pos() { q -d $DB -c "SELECT everest.handler_position('fenced')"; }
+fenced_progressed() { [ "$(fenced_pos)" -gt "$1" ]; }
+start_fenced x
+wait_for 20 fenced_progressed 0
+sleep 0.2
+kill -STOP "$x_pid"
+start_fenced y
+wait_for 20 grep -q 'lease on handler "fenced" taken' "$WORK/y.err"
+before=$(fenced_pos)
+wait_for 20 fenced_progressed "$before"
+kill -CONT "$x_pid"
+wait_for 20 grep -q 'lease on handler "fenced" lost' "$WORK/x.err"
+is "a tail continued after its lease expired finds it lost (EV005 or renew false)" \
+  "$(grep -c 'lease on handler "fenced" lost' "$WORK/x.err")" "1"
+is "... and waits for the lease again" "$(grep -c 'waiting for the lease' "$WORK/x.err")" "1"
+fenced_done() { [ "$(fenced_pos)" = "$last" ]; }
+wait_for 60 fenced_done
+is "the tail holding the lease applies every event" "$(fenced_pos)" "$last"
+is "no event was applied twice or missed" "$(q -d $DB -c "
+  SELECT count(*) FROM everest.read_all_forward(0, 2147483647) e FULL JOIN fenced f USING (position)
+   WHERE e.position IS NULL OR f.position IS NULL")|$(q -d $DB -c "SELECT count(*) - count(DISTINCT position) FROM fenced")" "0|0"
+kill -TERM "$x_pid" "$y_pid"; wait "$x_pid" "$y_pid"
+
+if [ "$FAILURES" -gt 0 ]; then for f in a b c x y; do echo "# $f.err:"; tail -8 "$WORK/$f.err" | sed 's/^/# /'; done; fi
 finish
