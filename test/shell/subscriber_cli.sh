@@ -40,6 +40,8 @@ SQL
 "$TAIL" --handler h --batch 0 >/dev/null 2>&1; is "--batch 0 is a usage error" "$?" "2"
 "$TAIL" --handler h --bogus >/dev/null 2>&1; is "an unknown option is a usage error" "$?" "2"
 "$TAIL" --help | grep -q '^usage: everest-tail'; is "--help prints the usage" "$?" "0"
+"$TAIL" --handler h --wake sometimes >/dev/null 2>&1; is "--wake other than listen or wait is a usage error" "$?" "2"
+"$TAIL" --handler h --lease-ttl 0 >/dev/null 2>&1; is "--lease-ttl 0 is a usage error" "$?" "2"
 
 # --- output
 is "--once exits 0 when caught up" "$(tail_once all)" "0"
@@ -59,6 +61,9 @@ SQL
 is "created_at is ISO 8601 in UTC" "$(grep -cE '"created_at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"' "$WORK/out")" "4"
 is "control characters are escaped, one event per line" "$(grep -c 'Odd \\"type\\"\\\\ \\n\\t\\u0001 ✓' "$WORK/out")" "1"
 is "the checkpoint is saved" "$(q -d $DB -c "SELECT everest.handler_position('all')")" "4"
+is "--once releases its lease on the way out" \
+  "$(q -d $DB -c "SELECT count(*) FROM everest.leases WHERE handler = 'all' AND expires_at > now()"; grep -c 'lease on handler "all" released' "$WORK/err")" "0
+1"
 is "a second --once prints nothing" "$(tail_once all; lines "$WORK/out")" "0
 0"
 is "--from-start prints everything again" "$(tail_once all --from-start >/dev/null; field position)" "1,2,3,4"
@@ -155,6 +160,25 @@ is "... after committing the batch" "$(q -d $DB -c "SELECT everest.handler_posit
 q -d $DB -c "TRUNCATE seen"
 is "two SIGTERMs during a batch: exits 0" "$(stop_after 2 slow2)" "0"
 is "... having rolled the batch back" "$(q -d $DB -c "SELECT everest.handler_position('slow2'), count(*) FROM seen")" "0|0"
+
+# --wake wait: wait_for_position wakes it long before the polling interval, costs no CPU, and
+# SIGTERM cancels the wait.
+"$TAIL" --handler live-wait --wake wait --poll-ms 60000 "dbname=$DB" >"$WORK/wait.out" 2>"$WORK/wait.err" &
+waiter=$!
+PIDS+=("$waiter")
+wait_for 10 has_lines "$WORK/wait.out" 5
+wait_for 10 sleeping 'everest.wait_for_position($1, $2)'
+q -d $DB -c "SELECT everest.append_event('order-3', 'Shipped')" >/dev/null
+wait_for 10 has_lines "$WORK/wait.out" 6
+is "--wake wait: an append wakes it before the 60 s polling interval" "$(lines "$WORK/wait.out")" "6"
+t0=$(cpu_ticks "$waiter")
+sleep 2
+is "... waiting costs no CPU" "$([ $(($(cpu_ticks "$waiter") - t0)) -le 5 ] && echo yes)" "yes"
+wait_for 10 sleeping 'everest.wait_for_position($1, $2)'
+kill -TERM "$waiter"
+stopped=none
+for _ in $(seq 1 30); do kill -0 "$waiter" 2>/dev/null || { wait "$waiter"; stopped=$?; break; }; sleep 0.1; done
+is "... SIGTERM cancels the wait: exits 0 within 3 s" "$stopped" "0"
 
 # Unreachable server: it keeps retrying with backoff, and SIGTERM still stops it.
 "$TAIL" --handler nowhere "host=/nonexistent port=1" >/dev/null 2>"$WORK/gone.err" &
