@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # everest-tail's command line: JSON output, --source filters, --once, --from-start, --apply and
 # its errors (fatal ones stop it with status 1 and apply nothing; transient ones are retried),
-# EV004 from a checkpoint moved by someone else, notifications, SIGTERM and usage errors.
+# EV004 from a checkpoint moved by someone else, notifications, --wake wait (wait_for_position),
+# the lease released on exit, SIGTERM and usage errors.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/shell/lib.bash"
