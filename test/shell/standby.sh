@@ -6,7 +6,8 @@
 # the primary), each advancing to the last position it got. When the writers stop and the
 # standby has caught up, every follower saw every event of the primary exactly once. Also:
 # safe_position() on the standby never passes the primary's, writes and LISTEN fail with 25006,
-# wait_for_position wakes on the standby, and paused replay returns fewer events, never an error.
+# wait_for_position wakes on the standby, and paused replay returns fewer events, never an error;
+# the standby's horizon moves on when the primary has no worker slot free for a notifier.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/cluster.sh"
@@ -165,7 +166,7 @@ samples=$(lines "$WORK/horizons")
 above=$(awk '$1 > $2' "$WORK/horizons" | wc -l)
 echo "# safe_position(): $above of $samples samples on the standby were above the primary's"
 is "safe_position() on the standby is never above the primary's ($samples samples)" \
-  "$([ "$samples" -ge 10 ] && echo "$above" || echo "only $samples samples")" "0"
+  "$([ "$samples" -ge 5 ] && echo "$above" || echo "only $samples samples")" "0"
 
 # --- wait_for_position on the standby wakes when the primary appends
 if [ "$(sb -c "SELECT count(*) FROM pg_proc WHERE proname = 'wait_for_position' AND pronamespace = 'everest'::regnamespace")" = 1 ]; then
@@ -209,6 +210,20 @@ standby_wait_caught_up $STANDBY $PRIMARY 30
 all_there() { [ "$(sb -c "SELECT count(*) FROM everest.read_all_forward(0, 2147483647)")" = "$after" ]; }
 wait_for 20 all_there
 is "after resume, the standby returns every event" "$(sb -c "SELECT count(*) FROM everest.read_all_forward(0, 2147483647)")" "$after"
+
+# --- no background worker slot free on the primary (max_worker_processes = 1, which the logical
+# replication launcher takes), so no notifier: the standby's horizon must still move on.
+BUSY=standby_busy_primary
+topology_primary_start $BUSY "max_worker_processes = 1" >"$WORK/busy.log" 2>&1 &&
+  topo_psql $BUSY -d postgres -c "CREATE DATABASE $DB" >/dev/null &&
+  topo_psql $BUSY -d $DB -c "CREATE EXTENSION everest" >/dev/null &&
+  standby_start standby_busy_replica $BUSY >>"$WORK/busy.log" 2>&1 || { cat "$WORK/busy.log"; echo "not ok - a second primary and standby start"; }
+topo_psql $BUSY -d $DB -c "SELECT count(*) FROM generate_series(1, 20) i, LATERAL everest.append_event('account-' || i, 'Busy')" >/dev/null
+standby_wait_caught_up standby_busy_replica $BUSY 30
+busy_events() { topo_psql standby_busy_replica -d $DB -c "SELECT count(*) FROM everest.read_all_forward(0, 2147483647)"; }
+busy_all() { [ "$(busy_events)" = 20 ]; }
+wait_for 10 busy_all
+is "with no worker slot free for a notifier on the primary, the standby still returns every event" "$(busy_events)" "20"
 
 if [ "$FAILURES" -gt 0 ]; then
   for f in writer all ce handler; do [ -s "$WORK/$f.err" ] && { echo "# $f.err:"; tail -5 "$WORK/$f.err" | sed 's/^/# /'; }; done
