@@ -22,6 +22,22 @@
 #   topology_stop_all                        stops what was started here and removes its folders
 #   topology_trap                            runs topology_stop_all on EXIT (after an EXIT trap
 #                                            already set, e.g. subscriber_suite's)
+#   topology_stop NAME [MODE]                pg_ctl stop -m MODE (fast, smart or immediate;
+#                                            default fast) of a cluster started here; its folder
+#                                            stays (topology_stop_all removes it)
+#   topology_start_again NAME                pg_ctl start of a cluster stopped by topology_stop (a
+#                                            standby comes back as a standby); returns once it
+#                                            accepts connections
+#   standby_promote NAME [S]                 SELECT pg_promote() on NAME, then until NAME is out of
+#                                            recovery (S seconds, default 60); false on timeout
+#   topo_timeline NAME                       the timeline primary NAME writes WAL on (a number)
+#   topo_system_identifier NAME              NAME's pg_control system identifier
+#   topo_session NAME DB ERRFILE             one psql session on NAME's DB for the calling (sub)shell
+#                                            (a coprocess, one per shell): topo_query runs in it;
+#                                            error messages (with SQLSTATE) go to ERRFILE
+#   topo_query SQL                           runs SQL (one statement) in that session; ROWS = its
+#                                            rows (unaligned, one line each); false with
+#                                            QUERY_ERROR=1 when SQL failed, 2 when the session is gone
 
 TOPOLOGY_CLUSTERS=()
 TOPOLOGY_BOUNCERS=()
@@ -176,4 +192,55 @@ topology_trap() {
   previous=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
   # shellcheck disable=SC2064
   trap "${previous:+$previous; }topology_stop_all" EXIT
+}
+
+topology_stop() {  # topology_stop NAME [MODE]
+  as_owner "$PG_BIN/pg_ctl" -D "$(cluster_dir "$1")/data" -m "${2:-fast}" -w -t 60 stop >/dev/null
+}
+
+topology_start_again() {  # topology_start_again NAME
+  local dir
+  dir=$(cluster_dir "$1")
+  as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+    { tail -30 "$dir/server.log" >&2; return 1; }
+}
+
+standby_promote() {  # standby_promote NAME [S]
+  local name=$1 seconds=${2:-60} deadline
+  topo_psql "$name" -d postgres -c "SELECT pg_promote(true, $seconds)" >/dev/null || return 1
+  deadline=$((SECONDS + seconds))
+  until [ "$(topo_psql "$name" -d postgres -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ]; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.05
+  done
+}
+
+topo_timeline() {  # topo_timeline NAME: the timeline a primary writes WAL on now
+  topo_psql "$1" -d postgres -c "
+    SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+}
+
+topo_system_identifier() {  # topo_system_identifier NAME
+  topo_psql "$1" -d postgres -c "SELECT system_identifier FROM pg_control_system()"
+}
+
+topo_session() {  # topo_session NAME DB ERRFILE
+  local name=$1 db=$2 err=$3
+  coproc TOPO_PSQL { topo_psql "$name" -d "$db" -v ON_ERROR_STOP=0 -v VERBOSITY=verbose 2>>"$err"; }
+}
+
+topo_query() {  # topo_query SQL
+  local line
+  ROWS=()
+  QUERY_ERROR=2
+  [ -n "${TOPO_PSQL[1]:-}" ] || return 1
+  printf '%s;\n\\echo __end__ :ERROR\n' "$1" >&"${TOPO_PSQL[1]}" 2>/dev/null || return 1
+  while IFS= read -r line <&"${TOPO_PSQL[0]}"; do
+    case $line in
+      "__end__ false") QUERY_ERROR=0; return 0 ;;
+      "__end__ true") QUERY_ERROR=1; return 1 ;;
+    esac
+    ROWS+=("$line")
+  done
+  return 1
 }
