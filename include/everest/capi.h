@@ -38,6 +38,8 @@ bool		ev_classify_stream_for_read(const char *name, size_t len, ev_stream_kind *
 										ev_error *err);
 /* Validates a stream name for an append or a delete (regular streams only). */
 bool		ev_check_writable_stream(const char *name, size_t len, ev_error *err);
+/* Validates a handler name (non-empty, at most 512 bytes). */
+bool		ev_check_handler_name(const char *name, size_t len, ev_error *err);
 
 /* Expected versions and counts. */
 bool		ev_check_expected_version_value(int64_t expected, ev_error *err);

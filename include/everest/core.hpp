@@ -75,6 +75,8 @@ StreamRef classify_stream_for_read(std::string_view name);
 
 // Validates a stream name given to an append or a delete: regular streams only.
 void check_writable_stream(std::string_view name);
+// Handler names: non-empty, at most kMaxStreamNameBytes bytes (22023).
+void check_handler_name(std::string_view name);
 
 // The category of a regular stream: the part before the first '-', or the whole name.
 std::string_view category_of(std::string_view stream);

@@ -279,4 +279,8 @@ bool ev_check_completed(int64_t checkpoint, const ev_lost_range* ranges, size_t 
   });
 }
 
+bool ev_check_handler_name(const char* name, size_t len, ev_error* err) {
+  return guarded(err, [&] { check_handler_name(std::string_view(name, len)); });
+}
+
 }  // extern "C"

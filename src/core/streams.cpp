@@ -28,6 +28,13 @@ StreamRef classify_stream_for_read(std::string_view name) {
     if (category.empty())
       throw Error(sqlstate::invalid_parameter_value, "category stream \"$ce-\" names no category",
                   {}, "Use \"$ce-<category>\", for example \"$ce-account\".");
+    if (category.find('-') != std::string_view::npos)
+      throw Error(sqlstate::invalid_parameter_value,
+                  "category \"" + std::string(category) + "\" contains \"-\"",
+                  "A stream's category is the part of its name before the first \"-\", so no category "
+                  "contains one and this read could only ever be empty.",
+                  "Read \"$ce-" + std::string(category_of(category)) + "\", or the stream \"" +
+                      std::string(category) + "\" itself.");
     return {StreamKind::category, category};
   }
   throw Error(sqlstate::invalid_parameter_value,
@@ -42,6 +49,21 @@ void check_writable_stream(std::string_view name) {
     throw Error(sqlstate::invalid_parameter_value,
                 "cannot write to reserved stream \"" + std::string(name) + "\"",
                 "Names beginning with \"$\" are reserved for the store.");
+  if (name.front() == '-')
+    throw Error(sqlstate::invalid_parameter_value,
+                "stream name \"" + std::string(name) + "\" begins with \"-\"",
+                "Its category (the part before the first \"-\") would be empty, and \"$ce-\" cannot "
+                "name an empty category.",
+                "Put the category first, for example \"account-42\".");
+}
+
+void check_handler_name(std::string_view name) {
+  if (name.empty())
+    throw Error(sqlstate::invalid_parameter_value, "handler name must not be empty");
+  if (name.size() > kMaxStreamNameBytes)
+    throw Error(sqlstate::invalid_parameter_value, "handler name is too long",
+                "The name has " + std::to_string(name.size()) + " bytes; the limit is " +
+                    std::to_string(kMaxStreamNameBytes) + ", as for stream names.");
 }
 
 std::string_view category_of(std::string_view stream) {

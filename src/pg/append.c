@@ -131,6 +131,8 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 			size_t		type_len;
 			const char *type = ev_batch_type(batch, i, &type_len);
 
+			CHECK_FOR_INTERRUPTS();	/* ... and while it is written */
+
 			if (!ev_batch_id(batch, i, id->data))
 			{
 				uint8		random[UUID_LEN];
@@ -306,6 +308,7 @@ ev_read_batch(Jsonb *events, ev_batch *batch, Datum empty_object)
 
 		if (tok != WJB_ELEM)
 			continue;
+		CHECK_FOR_INTERRUPTS();	/* a batch of 500,000 events can be cancelled while parsed */
 		is_object = v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data);
 		ev_check(ev_batch_begin_event(batch, is_object, &err), &err);
 		payloads[i].data = empty_object;

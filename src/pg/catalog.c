@@ -12,6 +12,7 @@
 #include "everest_pg.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
@@ -19,6 +20,9 @@
 #include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_sequence.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -185,6 +189,71 @@ ev_relnatts(Oid relid)
 }
 
 /*
+ * The append path writes rows straight into everest.events (append.c): it fills exactly the
+ * store's eight columns and runs neither triggers nor CHECK constraints. So the table must be as
+ * the install made it (in 0.1.0's or 0.2.0's column order): an added column (appends would build
+ * rows of the wrong width), a changed type (garbage), a CHECK constraint, a changed NOT NULL or a
+ * trigger of someone else's would be ignored silently or worse. Anything else is refused here,
+ * once per catalog load, with 55000.
+ */
+static void
+ev_check_events_shape(Oid relid)
+{
+	static const Oid types[EV_EVENT_NCOLUMNS] = {
+		TEXTOID, INT8OID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID, TIMESTAMPTZOID
+	};
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	const char *problem = NULL;
+	int			live = 0;
+
+	for (int i = 0; i < desc->natts && problem == NULL; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		int			c;
+
+		if (att->attisdropped)
+		{
+			problem = "it has a dropped column";
+			continue;
+		}
+		live++;
+		for (c = 0; c < EV_EVENT_NCOLUMNS; c++)
+			if (strcmp(NameStr(att->attname), ev_event_column_names[c]) == 0)
+				break;
+		if (c == EV_EVENT_NCOLUMNS)
+			problem = psprintf("it has a column \"%s\" the store does not fill", NameStr(att->attname));
+		else if (att->atttypid != types[c])
+			problem = psprintf("column \"%s\" has type %s", NameStr(att->attname), format_type_be(att->atttypid));
+		else if (att->attnotnull != (c != EV_COL_METADATA))
+			problem = psprintf("column \"%s\" has NOT NULL %s", NameStr(att->attname),
+							   att->attnotnull ? "added" : "removed");
+	}
+	if (problem == NULL && live != EV_EVENT_NCOLUMNS)
+		problem = "it lacks a column";
+	if (problem == NULL && rel->rd_rel->relchecks > 0)
+		problem = "it has CHECK constraints, which appends would not run";
+	if (problem == NULL && rel->trigdesc != NULL)
+	{
+		for (int i = 0; i < rel->trigdesc->numtriggers && problem == NULL; i++)
+		{
+			Trigger    *t = &rel->trigdesc->triggers[i];
+
+			if (!t->tgisinternal && strcmp(t->tgname, "events_are_immutable") != 0 &&
+				strcmp(t->tgname, "events_are_not_truncated") != 0)
+				problem = psprintf("it has a trigger \"%s\", which appends would not run", t->tgname);
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("everest.events was altered: %s", problem),
+				 errdetail("Appends write the store's eight columns straight into the table, without triggers or CHECK constraints."),
+				 errhint("Undo the change (docs/security.md); keep your own logic in tables of your own fed by a handler.")));
+}
+
+/*
  * Positions must come out of the sequence in the order they are drawn under the horizon lock:
  * a per-backend CACHE, a negative INCREMENT or CYCLE would hand out a position below one that
  * readers have already passed.
@@ -239,6 +308,7 @@ ev_catalog(void)
 			if (ev_cached.events_attnum[c] != c + 1)
 				ev_cached.events_in_result_order = false;
 		}
+		ev_check_events_shape(ev_cached.events);
 		ev_cached.events_pkey = ev_index_relid(nsp, "events_pkey", ev_cached.events);
 		ev_cached.events_stream_version = ev_index_relid(nsp, "events_stream_version_key", ev_cached.events);
 		ev_cached.tombstones = ev_member_relid(ext, nsp, "tombstones");

@@ -86,7 +86,9 @@ everest_forbid_event_changes(PG_FUNCTION_ARGS)
 	TriggerData *trigger = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "everest.forbid_event_changes() must be called as a trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("everest.forbid_event_changes() can only be called as a trigger")));
 	if (ev_deleting_stream && TRIGGER_FIRED_BY_DELETE(trigger->tg_event))
 		return PointerGetDatum(NULL);
 	/* A subscriber's apply worker replays what the publisher's delete_stream removed. */

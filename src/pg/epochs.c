@@ -253,7 +253,7 @@ ev_require_completed(int64 checkpoint, int64 known_safe)
 	if (!ev_ranges_valid)
 		ev_load_ranges();
 	know_assigned = (known_safe < 0 || checkpoint > known_safe) && !RecoveryInProgress() && !ev_is_mirror();
-	if (know_assigned)
-		last = ev_last_assigned();
+	if (know_assigned)			/* a former mirror's sequence starts at 0: the horizon it received counts */
+		last = Max(ev_last_assigned(), ev_published_horizon());
 	ev_check(ev_check_completed(checkpoint, ev_ranges, ev_nranges, know_assigned, last, &err), &err);
 }

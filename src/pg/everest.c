@@ -9,6 +9,7 @@
 #include "everest_pg.h"
 
 #include "miscadmin.h"
+#include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
@@ -18,6 +19,11 @@ void
 _PG_init(void)
 {
 	ev_notify_define_settings();
+	DefineCustomBoolVariable("everest.debug_fail_tracker",
+							 "Testing only: fail an append right after its positions were published.",
+							 "Used by test/shell/crash.sh to check that a slot never outlives its transaction.",
+							 &ev_debug_fail_tracker, false, PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	ev_horizon_init();

@@ -75,6 +75,9 @@ extern SPIPlanPtr ev_prepare_opts(SPIPlanPtr *cache, const char *sql, int nargs,
 extern void ev_spi_check(int rc, const char *what);
 
 /* horizon.c */
+extern bool ev_debug_fail_tracker;
+extern int	ev_horizon_holder_pids(int *pids, int max);
+extern int64 ev_safe_position_at_own_commit(void);
 extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
 extern void ev_require_horizon(void);
 extern void ev_draw_positions(int n, int64 *positions);
@@ -84,6 +87,9 @@ extern int64 ev_last_assigned(void);	/* the sequence's last value, 0 before the 
 extern bool ev_is_mirror(void);		/* a logical-replication subscriber of everest.events */
 extern void ev_require_writable_store(void);	/* 25006 on a mirror */
 extern void ev_require_read_committed(void);
+
+/* handlers.c: the handler argument (22004, 22023 empty or over 512 bytes) */
+extern char *ev_handler_arg(FunctionCallInfo fcinfo, size_t *len);
 
 /* leases.c: the member's lease row, locked FOR SHARE (a save's facts) */
 extern void ev_lease_facts(const char *handler, size_t len, int32 member, const pg_uuid_t *lease,
@@ -99,7 +105,9 @@ extern bool ev_notify_enabled;
 extern Size ev_notify_shmem_size(void);
 extern void ev_notify_shmem_startup(LWLock *lock);
 extern void ev_notify_define_settings(void);
-extern void ev_notify_ensure_notifier(void);
+extern bool ev_notify_ensure_notifier(void);
+extern void ev_publish_horizon(int64 safe, bool own_transaction);
+extern void ev_publish_horizon_at_commit(void);
 extern void ev_notify_wake(void);
 
 /* read.c; a regular stream read by position, bounded by the horizon (read_handler_events) */

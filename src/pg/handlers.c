@@ -200,15 +200,13 @@ ev_forget_reads(const char *handler, size_t len)
 			r->member = -1;
 }
 
-static char *
+char *
 ev_handler_arg(FunctionCallInfo fcinfo, size_t *len)
 {
 	char	   *handler = ev_text_arg(fcinfo, 0, "handler", len);
+	ev_error	err;
 
-	if (*len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("handler name must not be empty")));
+	ev_check(ev_check_handler_name(handler, *len, &err), &err);
 	return handler;
 }
 
@@ -235,15 +233,8 @@ everest_handler_position(PG_FUNCTION_ARGS)
 	int64		position;
 
 	SPI_connect();
-	{
-		EvCheckpoint cp = ev_handler_checkpoint_row(handler, len, false, NULL, NULL);
-
-		position = cp.position;
-		ev_record_checkpoint(handler, len, 0, cp, cp, false);
-	}
+	position = ev_handler_checkpoint(handler, len, NULL, NULL);
 	SPI_finish();
-	/* Before position + 1: a checkpoint at the bigint maximum is beyond anything assigned. */
-	ev_require_completed(position, -1);
 	PG_RETURN_INT64(position);
 }
 
@@ -459,12 +450,90 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Session leases: an advisory lock of everest's own kind (field 4 = 3), per database. */
+/*
+ * Session leases: an advisory lock of everest's own kind (field 4 = 3), per database. Each one is
+ * an entry of the shared lock table, which every database shares: a session holds at most
+ * EV_MAX_SESSION_LEASES (54000 beyond), and the leases a transaction took are released when it
+ * (or the subtransaction that took them) rolls back, so a failing statement cannot leave
+ * thousands behind (new connections to every database would then fail for lack of lock space).
+ */
+#define EV_MAX_SESSION_LEASES 64
+
+typedef struct EvSessionLease
+{
+	LOCKTAG		tag;
+	SubTransactionId taken_in;	/* InvalidSubTransactionId once its transaction committed */
+} EvSessionLease;
+
+static EvSessionLease ev_session_leases[EV_MAX_SESSION_LEASES];
+static int	ev_n_session_leases = 0;
+static bool ev_session_callbacks = false;
+
+static void
+ev_session_lease_forget(int i)
+{
+	ev_session_leases[i] = ev_session_leases[--ev_n_session_leases];
+}
+
+/* Releases the leases taken in `subid` (all of the transaction's, for Invalid) on rollback. */
+static void
+ev_session_leases_rollback(SubTransactionId subid, bool whole_transaction)
+{
+	for (int i = ev_n_session_leases - 1; i >= 0; i--)
+	{
+		SubTransactionId taken = ev_session_leases[i].taken_in;
+
+		if (taken == InvalidSubTransactionId || (!whole_transaction && taken != subid))
+			continue;
+		LockRelease(&ev_session_leases[i].tag, ExclusiveLock, true);
+		ev_session_lease_forget(i);
+	}
+}
+
+static void
+ev_session_leases_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		ev_session_leases_rollback(InvalidSubTransactionId, true);
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE)
+		for (int i = 0; i < ev_n_session_leases; i++)
+			ev_session_leases[i].taken_in = InvalidSubTransactionId;
+}
+
+static void
+ev_session_leases_subxact(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ev_session_leases_rollback(mySubid, false);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		for (int i = 0; i < ev_n_session_leases; i++)
+			if (ev_session_leases[i].taken_in == mySubid)
+				ev_session_leases[i].taken_in = parentSubid;
+}
+
+/*
+ * The entry of a lease this session holds, or -1. Entries whose lock is gone (someone called
+ * pg_advisory_unlock_all(), which releases everest's advisory locks too) are forgotten here.
+ */
+static int
+ev_session_lease_find(const LOCKTAG *tag)
+{
+	for (int i = ev_n_session_leases - 1; i >= 0; i--)
+		if (!LockHeldByMe(&ev_session_leases[i].tag, ExclusiveLock))
+			ev_session_lease_forget(i);
+	for (int i = 0; i < ev_n_session_leases; i++)
+		if (memcmp(&ev_session_leases[i].tag, tag, sizeof(LOCKTAG)) == 0)
+			return i;
+	return -1;
+}
+
 static void
 ev_lease_tag(LOCKTAG *tag, const char *handler, size_t len)
 {
 	uint64		key = ev_lock_key(handler, len);
 
+	memset(tag, 0, sizeof(LOCKTAG));
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 3);
 }
 
@@ -477,11 +546,28 @@ everest_try_acquire_handler(PG_FUNCTION_ARGS)
 	LOCKTAG		tag;
 	LockAcquireResult res;
 
+	if (!ev_session_callbacks)
+	{
+		RegisterXactCallback(ev_session_leases_xact, NULL);
+		RegisterSubXactCallback(ev_session_leases_subxact, NULL);
+		ev_session_callbacks = true;
+	}
 	ev_lease_tag(&tag, handler, len);
+	if (ev_session_lease_find(&tag) >= 0)
+		PG_RETURN_BOOL(true);	/* re-entrant: one hold per session */
+	if (ev_n_session_leases >= EV_MAX_SESSION_LEASES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("this session holds %d handler leases, the most it may", EV_MAX_SESSION_LEASES),
+				 errdetail("Each session lease takes an entry of the lock table every database shares."),
+				 errhint("Release leases with everest.release_handler(), or use acquire_lease.")));
 	res = LockAcquire(&tag, ExclusiveLock, true, true);
-	if (res == LOCKACQUIRE_ALREADY_HELD)
-		LockRelease(&tag, ExclusiveLock, true);	/* keep one hold per session */
-	PG_RETURN_BOOL(res != LOCKACQUIRE_NOT_AVAIL);
+	if (res == LOCKACQUIRE_NOT_AVAIL)
+		PG_RETURN_BOOL(false);
+	ev_session_leases[ev_n_session_leases].tag = tag;
+	ev_session_leases[ev_n_session_leases].taken_in = GetCurrentSubTransactionId();
+	ev_n_session_leases++;
+	PG_RETURN_BOOL(true);
 }
 
 PG_FUNCTION_INFO_V1(everest_release_handler);
@@ -491,9 +577,12 @@ everest_release_handler(PG_FUNCTION_ARGS)
 	size_t		len;
 	char	   *handler = ev_handler_arg(fcinfo, &len);
 	LOCKTAG		tag;
+	int			i;
 
 	ev_lease_tag(&tag, handler, len);
-	if (!LockHeldByMe(&tag, ExclusiveLock))
+	i = ev_session_lease_find(&tag);
+	if (i < 0)
 		PG_RETURN_BOOL(false);
+	ev_session_lease_forget(i);
 	PG_RETURN_BOOL(LockRelease(&tag, ExclusiveLock, true));
 }

@@ -65,6 +65,15 @@ static EvHorizonShared *ev_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* Batches larger than this draw their positions in one step (ev_draw_positions). */
+#define EV_DRAW_ONE_BY_ONE 64
+
+/* Testing only (everest.debug_fail_tracker): fail right after a slot was published. */
+bool		ev_debug_fail_tracker = false;
+
+/* No notifier could be had: this transaction publishes the horizon at PRE_COMMIT (notify.c). */
+static bool ev_publish_at_commit = false;
+
 /* This backend's transaction: its positions in flight, by subtransaction. */
 static ev_in_flight *ev_tracker = NULL;
 
@@ -128,13 +137,24 @@ ev_publish_lowest(void)
 						(uint64) ev_in_flight_lowest(ev_tracker));
 }
 
+/*
+ * The transaction ended: its positions leave flight. The slot is cleared whenever it is set, even
+ * if the tracker does not know why (a failure between publishing the slot and recording the
+ * positions), so a slot never holds the horizon past its transaction.
+ */
 static void
 ev_end_of_transaction(void)
 {
-	if (ev_tracker == NULL || ev_in_flight_lowest(ev_tracker) == 0)
+	bool		slot_set = ev_shared != NULL && MyBackendId != InvalidBackendId &&
+		MyBackendId < ev_shared->nslots &&
+		pg_atomic_read_u64(&ev_shared->slots[MyBackendId].lowest) != 0;
+
+	if (!slot_set && (ev_tracker == NULL || ev_in_flight_lowest(ev_tracker) == 0))
 		return;
-	ev_in_flight_clear(ev_tracker);
-	ev_publish_lowest();
+	if (ev_tracker != NULL)
+		ev_in_flight_clear(ev_tracker);
+	if (ev_shared != NULL && MyBackendId != InvalidBackendId && MyBackendId < ev_shared->nslots)
+		pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest, 0);
 	ev_notify_wake();			/* the horizon may have moved */
 	ConditionVariableBroadcast(&ev_shared->moved);	/* wait_for_position */
 }
@@ -144,6 +164,10 @@ ev_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (ev_publish_at_commit && ev_tracker != NULL && ev_in_flight_lowest(ev_tracker) != 0)
+				ev_publish_horizon_at_commit();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (ev_tracker != NULL && ev_in_flight_lowest(ev_tracker) != 0)
 				ereport(ERROR,
@@ -157,6 +181,7 @@ ev_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
+			ev_publish_at_commit = false;
 			ev_end_of_transaction();
 			break;
 		default:
@@ -265,8 +290,8 @@ ev_draw_positions(int n, int64 *positions)
 			ev_raise(&err);
 		before_shmem_exit(ev_on_exit, (Datum) 0);
 	}
-	if (ev_in_flight_lowest(ev_tracker) == 0)
-		ev_notify_ensure_notifier();
+	if (ev_in_flight_lowest(ev_tracker) == 0 && !ev_notify_ensure_notifier())
+		ev_publish_at_commit = true;	/* no notifier: this transaction publishes the horizon */
 	ev_epoch_ensure();			/* a new epoch after a promotion or cutover; a no-op otherwise */
 	if (!ev_catalog()->position_seq_ok)
 		ereport(ERROR,
@@ -279,9 +304,23 @@ ev_draw_positions(int n, int64 *positions)
 	LockRelationOid(seq, RowExclusiveLock);
 	slot = ev_my_slot();
 
+	/*
+	 * Under the lock, a bounded amount of work whatever n is: a large batch takes its first
+	 * position and moves the sequence past the rest in one step (other databases' appends wait
+	 * on this lock too).
+	 */
 	LWLockAcquire(ev_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < n; i++)
-		positions[i] = nextval_internal(seq, false);
+	positions[0] = nextval_internal(seq, false);
+	if (n <= EV_DRAW_ONE_BY_ONE)
+		for (int i = 1; i < n; i++)
+			positions[i] = nextval_internal(seq, false);
+	else
+	{
+		DirectFunctionCall3(setval3_oid, ObjectIdGetDatum(seq), Int64GetDatum(positions[0] + n - 1),
+							BoolGetDatum(true));
+		for (int i = 1; i < n; i++)
+			positions[i] = positions[0] + i;
+	}
 	if (pg_atomic_read_u64(&slot->lowest) == 0)
 	{
 		slot->dbid = MyDatabaseId;
@@ -290,7 +329,15 @@ ev_draw_positions(int n, int64 *positions)
 	}
 	LWLockRelease(ev_shared->lock);
 
-	/* If this fails, the subtransaction that drew the positions aborts with them. */
+	/*
+	 * If recording fails (out of memory), the subtransaction that drew the positions aborts with
+	 * them, and the slot, which the tracker then does not know of, is cleared when the
+	 * transaction ends at the latest (ev_end_of_transaction): it never outlives it.
+	 */
+	if (ev_debug_fail_tracker)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("everest: injected failure recording positions in flight (everest.debug_fail_tracker)")));
 	ev_check(ev_in_flight_drawn(ev_tracker, GetCurrentSubTransactionId(), positions[0], &err), &err);
 }
 
@@ -326,10 +373,14 @@ ev_published_horizon(void)
 	int64		published = 0;
 
 	if (!OidIsValid(relid))
+	{
+		if (!RecoveryInProgress())
+			return 0;			/* a primary on 0.3.0: nothing published, nothing needed */
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this database's everest publishes no horizon for standbys"),
 				 errhint("Run ALTER EXTENSION everest UPDATE on the primary.")));
+	}
 	rel = table_open(relid, AccessShareLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -456,9 +507,13 @@ ev_safe_position(void)
 	}
 	safe = lowest != 0 ? lowest - 1 : ev_last_drawn(seq);
 	LWLockRelease(ev_shared->lock);
-	/* A node that took over stays at the horizon it received until its first append (epochs.c). */
+	/*
+	 * A node that took over (a promoted standby, a former mirror) stays at the horizon it received
+	 * until its first append starts the next epoch (epochs.c): everything at or below it is here,
+	 * and its sequence says nothing (a standby's is up to 32 ahead, a mirror's was never moved).
+	 */
 	if (!ev_epoch_is_current())
-		safe = Min(safe, ev_published_horizon());
+		safe = lowest != 0 ? Min(safe, ev_published_horizon()) : ev_published_horizon();
 	return safe;
 }
 
@@ -467,6 +522,48 @@ Datum
 everest_safe_position(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT64(ev_safe_position());
+}
+
+/*
+ * safe_position() as it will be once this transaction commits: its own positions count as done,
+ * every other session's in flight still holds the horizon back.
+ */
+int64
+ev_safe_position_at_own_commit(void)
+{
+	Oid			seq = ev_catalog()->position_seq;
+	int64		lowest = 0;
+	int64		safe;
+
+	LockRelationOid(seq, RowExclusiveLock);
+	LWLockAcquire(ev_shared->lock, LW_SHARED);
+	for (int i = 0; i < ev_shared->nslots; i++)
+	{
+		EvSlot	   *slot = &ev_shared->slots[i];
+		int64		low = (int64) pg_atomic_read_u64(&slot->lowest);
+
+		if (i != MyBackendId && low != 0 && slot->dbid == MyDatabaseId && (lowest == 0 || low < lowest))
+			lowest = low;
+	}
+	safe = lowest != 0 ? lowest - 1 : ev_last_drawn(seq);
+	LWLockRelease(ev_shared->lock);
+	return safe;
+}
+
+/* The pids of this database's sessions holding the horizon (at most max). */
+int
+ev_horizon_holder_pids(int *pids, int max)
+{
+	int			n = 0;
+
+	if (ev_shared == NULL)
+		return 0;
+	LWLockAcquire(ev_shared->lock, LW_SHARED);
+	for (int i = 0; i < ev_shared->nslots && n < max; i++)
+		if (pg_atomic_read_u64(&ev_shared->slots[i].lowest) != 0 && ev_shared->slots[i].dbid == MyDatabaseId)
+			pids[n++] = ev_shared->slots[i].pid;
+	LWLockRelease(ev_shared->lock);
+	return n;
 }
 
 /* everest.in_flight_appends(): the sessions of this database holding the horizon. */

@@ -62,18 +62,6 @@ ev_require_leases(void)
 				 errhint("ALTER EXTENSION everest UPDATE;")));
 }
 
-static char *
-ev_lease_handler_arg(FunctionCallInfo fcinfo, size_t *len)
-{
-	char	   *handler = ev_text_arg(fcinfo, 0, "handler", len);
-
-	if (*len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("handler name must not be empty")));
-	return handler;
-}
-
 static Interval *
 ev_ttl_arg(FunctionCallInfo fcinfo, int argno)
 {
@@ -104,7 +92,7 @@ everest_acquire_lease(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	size_t		len;
-	char	   *handler = ev_lease_handler_arg(fcinfo, &len);
+	char	   *handler = ev_handler_arg(fcinfo, &len);
 	Interval   *ttl = ev_ttl_arg(fcinfo, 1);
 	int32		first = 0;
 	int32		last = ev_handler_members() - 1;
@@ -167,7 +155,7 @@ Datum
 everest_renew_lease(PG_FUNCTION_ARGS)
 {
 	size_t		len;
-	char	   *handler = ev_lease_handler_arg(fcinfo, &len);
+	char	   *handler = ev_handler_arg(fcinfo, &len);
 	Interval   *ttl;
 	Oid			types[3] = {TEXTOID, UUIDOID, INTERVALOID};
 	Datum		args[3];
@@ -199,7 +187,7 @@ Datum
 everest_release_lease(PG_FUNCTION_ARGS)
 {
 	size_t		len;
-	char	   *handler = ev_lease_handler_arg(fcinfo, &len);
+	char	   *handler = ev_handler_arg(fcinfo, &len);
 	Oid			types[2] = {TEXTOID, UUIDOID};
 	Datum		args[2];
 	int			rc;

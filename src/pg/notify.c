@@ -29,6 +29,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "catalog/pg_type.h"
+#include "utils/backend_status.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -55,6 +56,7 @@ static EvNotifyShared *ev_notify = NULL;
 
 bool		ev_notify_enabled = true;
 int			ev_notify_min_interval_ms = 10;
+int			ev_horizon_idle_timeout_ms = 0;
 
 /* This backend's notifier slot, remembered between appends. */
 static int	ev_my_notifier = -1;
@@ -85,6 +87,12 @@ ev_notify_define_settings(void)
 							 "Sends NOTIFY everest with the new safe_position() after appends commit.",
 							 "A background worker per database sends them; appending transactions never do.",
 							 &ev_notify_enabled, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("everest.horizon_idle_timeout",
+							"Ends sessions that hold the $all horizon while idle in a transaction for this long.",
+							"An append left open freezes $all for every follower of the database. Set in "
+							"postgresql.conf (sighup): an application role cannot raise it. 0 turns it off.",
+							&ev_horizon_idle_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("everest.notify_min_interval_ms",
 							"Shortest pause between two notifications of one database.",
 							"Appends committed meanwhile are announced together by the next one.",
@@ -92,7 +100,7 @@ ev_notify_define_settings(void)
 							NULL, NULL, NULL);
 }
 
-static void
+static bool
 ev_start_notifier(int slot)
 {
 	BackgroundWorker worker;
@@ -109,16 +117,24 @@ ev_start_notifier(int slot)
 	worker.bgw_main_arg = Int32GetDatum(slot);
 	worker.bgw_notify_pid = 0;
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
 		ereport(LOG,
 				(errmsg("everest: could not start a notifier for database %u", MyDatabaseId),
-				 errhint("Raise max_worker_processes; subscribers still catch up by polling.")));
+				 errhint("Raise max_worker_processes; until a notifier runs, appending transactions publish "
+						 "the horizon for standbys themselves (their commits queue on it) and subscribers "
+						 "catch up by polling.")));
+		return false;
+	}
+	return true;
 }
 
 /*
- * Called by an appender before its first position: makes sure its database has a notifier.
- * The common case (a notifier is running) reads two words without a lock.
+ * Called by an appender before its first position: makes sure its database has a notifier, and
+ * says whether one runs or is starting (false: none could be had, and the appender publishes the
+ * horizon itself at commit, horizon.c). The common case (a notifier is running) reads two words
+ * without a lock.
  */
-void
+bool
 ev_notify_ensure_notifier(void)
 {
 	TimestampTz now;
@@ -126,13 +142,13 @@ ev_notify_ensure_notifier(void)
 	int			start = -1;
 
 	if (ev_notify == NULL)
-		return;
+		return false;
 	if (ev_my_notifier >= 0)
 	{
 		volatile EvNotifier *n = &ev_notify->notifiers[ev_my_notifier];
 
 		if (n->dbid == MyDatabaseId && n->pid != 0)
-			return;
+			return true;
 	}
 
 	now = GetCurrentTimestamp();
@@ -149,7 +165,7 @@ ev_notify_ensure_notifier(void)
 				!TimestampDifferenceExceeds(n->requested, now, EV_NOTIFIER_START_TIMEOUT_MS))
 			{
 				LWLockRelease(ev_notify->lock);
-				return;
+				return true;
 			}
 			start = i;			/* asked for long ago and never came: ask again */
 			break;
@@ -169,8 +185,17 @@ ev_notify_ensure_notifier(void)
 	}
 	LWLockRelease(ev_notify->lock);
 
-	if (start >= 0)
-		ev_start_notifier(start);
+	if (start < 0)
+		return false;			/* every notifier slot is taken */
+	if (ev_start_notifier(start))
+		return true;
+	/* No worker slot: free ours, so that the next appender asks again. */
+	LWLockAcquire(ev_notify->lock, LW_EXCLUSIVE);
+	if (ev_notify->notifiers[start].pid == 0 && ev_notify->notifiers[start].dbid == MyDatabaseId)
+		ev_notify->notifiers[start].dbid = InvalidOid;
+	LWLockRelease(ev_notify->lock);
+	ev_my_notifier = -1;
+	return false;
 }
 
 /* Called when this backend's positions in flight changed (commit, abort, savepoint rollback). */
@@ -208,18 +233,20 @@ ev_notifier_leave(int code, Datum arg)
  * that is down must not stop the horizon (the row only ever trails the truth, so losing it in a
  * crash is safe). A database not yet updated to 0.4.0 has no such table.
  */
-static SPIPlanPtr plan_publish;
+static SPIPlanPtr plan_publish, plan_publish_lock;
+static bool ev_holders_seen = false;	/* the last round saw sessions holding the horizon */
 
-static void
-ev_publish_horizon(int64 safe)
+void
+ev_publish_horizon(int64 safe, bool own_transaction)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		args[1];
 
 	if (!OidIsValid(ev_catalog()->horizon))
 		return;
-	(void) set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	if (own_transaction)		/* the notifier's; an appender's commit keeps its own setting */
+		(void) set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 	args[0] = Int64GetDatum(safe);
 	SPI_connect();
 	ev_spi_check(SPI_execute_plan(ev_prepare(&plan_publish,
@@ -231,6 +258,71 @@ ev_publish_horizon(int64 safe)
 								  args, NULL, false, 0),
 				 "publishing the horizon");
 	SPI_finish();
+}
+
+/*
+ * Without a notifier (no worker slot), an appending transaction publishes the horizon itself, at
+ * PRE_COMMIT (horizon.c): it locks the row, which queues the commits of concurrent appenders of
+ * the database (a degraded mode, logged), then computes the horizon as it will be once this
+ * transaction commits: every other session's positions in flight stay excluded, its own are
+ * included, and the row commits together with its events. The last committer of a burst so
+ * publishes everything, and standbys never freeze for want of a worker.
+ */
+void
+ev_publish_horizon_at_commit(void)
+{
+	int			rc;
+
+	if (!OidIsValid(ev_catalog()->horizon))
+		return;
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	rc = SPI_execute_plan(ev_prepare(&plan_publish_lock,
+									 "INSERT INTO everest.horizon AS h (position) VALUES (0) "
+									 "ON CONFLICT (singleton) DO UPDATE SET position = h.position RETURNING position",
+									 0, NULL),
+						  NULL, NULL, false, 0);
+	ev_spi_check(rc, "locking the published horizon");
+	SPI_finish();
+	ev_publish_horizon(ev_safe_position_at_own_commit(), false);
+	PopActiveSnapshot();
+}
+
+/*
+ * everest.horizon_idle_timeout: a session of this database that holds positions in flight and has
+ * been idle in its transaction longer than the timeout is terminated (as pg_terminate_backend
+ * would), so that one forgotten transaction cannot freeze $all. Returns whether any session holds
+ * the horizon (the notifier then stays to watch it).
+ */
+static bool
+ev_enforce_horizon_idle_timeout(void)
+{
+	int			pids[64];
+	int			n = ev_horizon_holder_pids(pids, lengthof(pids));
+	TimestampTz now = GetCurrentTimestamp();
+	int			nbackends;
+
+	if (n == 0 || ev_horizon_idle_timeout_ms <= 0)
+		return n > 0;
+	nbackends = pgstat_fetch_stat_numbackends();
+	for (int b = 1; b <= nbackends; b++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(b);
+		PgBackendStatus *st = local ? &local->backendStatus : NULL;
+
+		if (st == NULL || (st->st_state != STATE_IDLEINTRANSACTION && st->st_state != STATE_IDLEINTRANSACTION_ABORTED))
+			continue;
+		for (int i = 0; i < n; i++)
+			if (st->st_procpid == pids[i] &&
+				TimestampDifferenceExceeds(st->st_state_start_timestamp, now, ev_horizon_idle_timeout_ms))
+			{
+				ereport(LOG,
+						(errmsg("everest: terminating process %d, idle in a transaction that holds the $all horizon "
+								"for more than everest.horizon_idle_timeout (%d ms)", pids[i], ev_horizon_idle_timeout_ms)));
+				(void) kill(pids[i], SIGTERM);
+			}
+	}
+	return true;
 }
 
 /*
@@ -252,7 +344,7 @@ ev_notifier_round(int64 last)
 		char		payload[64];
 		ev_error	err;
 
-		ev_publish_horizon(safe);
+		ev_publish_horizon(safe, true);
 		if (ev_notify_enabled)
 		{
 			if (!ev_render_notification(safe, payload, sizeof(payload), &err))
@@ -260,6 +352,7 @@ ev_notifier_round(int64 last)
 			Async_Notify("everest", payload);
 		}
 	}
+	ev_holders_seen = ev_enforce_horizon_idle_timeout();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -312,7 +405,8 @@ everest_notifier_main(Datum arg)
 		last = ev_notifier_round(last);
 		if (last != before || (rc & WL_LATCH_SET))
 			last_work = GetCurrentTimestamp();
-		else if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), EV_NOTIFIER_IDLE_MS))
+		else if (!(ev_holders_seen && ev_horizon_idle_timeout_ms > 0) &&
+				 TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), EV_NOTIFIER_IDLE_MS))
 			proc_exit(0);		/* idle: leave the database; the next append starts us again */
 
 		/* Coalesce: commits that arrive during the pause are announced together. */

@@ -18,7 +18,9 @@ is "the HINT names the setting" "$(echo "$hint" | grep -c "shared_preload_librar
 is "stream reads work" "$(sqlstate_of postgres "SELECT * FROM everest.read_stream_forward('s-1')")" "none"
 is "stream_version works" "$(q -d postgres -c "SELECT everest.stream_version('s-1')")" "-1"
 is "delete_stream works" "$(q -d postgres -c "SELECT everest.delete_stream('s-1')")" "0"
-q -d postgres -c "SELECT everest.save_handler_position('h', 5)" >/dev/null
+is "saving a position no append assigned is EV006 (nothing is assigned without preloading)" \
+  "$(sqlstate_of postgres "SELECT everest.save_handler_position('h', 5)")" "EV006"
+q -d postgres -c "SELECT everest.reset_handler('h', 5)" >/dev/null
 is "handler checkpoints work" "$(q -d postgres -c "SELECT everest.handler_position('h')")" "5"
 is "nothing was written by the refused appends" "$(q -d postgres -c "SELECT count(*) FROM everest.events")" "0"
 finish

@@ -54,6 +54,8 @@ is "CREATE EXTENSION ... SCHEMA of one's choosing is refused (0A000)" \
   "$(sqlstate_of ev_takeover "CREATE EXTENSION everest SCHEMA everest_own")" "0A000"
 
 q -d ev_takeover -c "CREATE EXTENSION everest" >/dev/null
+# positions to save checkpoints at (a save beyond anything assigned is EV006)
+q -d ev_takeover -c "SELECT everest.append_events('acct-1', '[{\"type\":\"A\"},{\"type\":\"B\"},{\"type\":\"C\"},{\"type\":\"D\"},{\"type\":\"E\"}]')" >/dev/null
 is "the install creates its schema, owned by the installing superuser" \
   "$(q -d ev_takeover -c "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'everest'")" "postgres"
 is "... as a member of the extension" \
