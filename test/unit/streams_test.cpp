@@ -220,3 +220,33 @@ TEST(CheckMaxCount, NegativeIsRejected) {
 
 }  // namespace
 }  // namespace everest
+
+// --- Names whose category could never be read (issue 11 item 9) ----------------------------
+using everest_test::Contains;
+using everest_test::ErrorOf;
+
+TEST(StreamNames, NamesBeginningWithDashAreNotWritable) {
+  for (const char* name : {"-x", "--", "-", "-account-1"}) {
+    auto err = ErrorOf([&] { everest::check_writable_stream(name); });
+    EXPECT_EQ(err.sqlstate, "22023") << name;
+    EXPECT_TRUE(Contains(err.message, "begins with \"-\"")) << name;
+  }
+  EXPECT_EQ(ErrorOf([] { everest::check_writable_stream("a-"); }).sqlstate, "");
+  // Reading such a name is not an error: older stores may hold one.
+  EXPECT_EQ(everest::classify_stream_for_read("-x").kind, everest::StreamKind::regular);
+}
+
+TEST(StreamNames, CategoriesContainNoDash) {
+  auto err = ErrorOf([] { everest::classify_stream_for_read("$ce-a-b"); });
+  EXPECT_EQ(err.sqlstate, "22023");
+  EXPECT_EQ(err.message, "category \"a-b\" contains \"-\"");
+  EXPECT_TRUE(Contains(err.hint, "$ce-a"));
+}
+
+TEST(HandlerNames, NonEmptyAndBounded) {
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_name(""); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_name(std::string(512, 'h')); }).sqlstate, "");
+  auto err = ErrorOf([] { everest::check_handler_name(std::string(513, 'h')); });
+  EXPECT_EQ(err.sqlstate, "22023");
+  EXPECT_EQ(err.message, "handler name is too long");
+}
