@@ -146,6 +146,7 @@ typedef struct ev_epoch_facts
 	int64_t		max_stored;
 	int64_t		sequence_last;
 	int64_t		published_horizon;
+	int64_t		present_through;
 } ev_epoch_facts;
 
 typedef struct ev_epoch_plan

@@ -283,6 +283,7 @@ struct EpochFacts {
   std::int64_t max_stored = 0;        // max(events.position, the published horizon)
   std::int64_t sequence_last = 0;     // the position sequence's last value
   std::int64_t published_horizon = 0; // the last horizon this node received (everest.horizon)
+  std::int64_t present_through = 0;   // every position in (published_horizon, this] is stored here
 };
 
 struct EpochPlan {

@@ -260,6 +260,7 @@ bool ev_plan_epoch(const ev_epoch_facts* facts, ev_epoch_plan* plan, ev_error* e
     f.max_stored = facts->max_stored;
     f.sequence_last = facts->sequence_last;
     f.published_horizon = facts->published_horizon;
+    f.present_through = facts->present_through;
     EpochPlan p = plan_epoch(f);
     plan->insert = p.insert;
     plan->epoch = p.epoch;

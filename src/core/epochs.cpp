@@ -34,8 +34,12 @@ EpochPlan plan_epoch(const EpochFacts& f) {
                     std::to_string(kMaxEpochs) + " epochs.",
                 "Dump the store and restore it into a new database.");
   p.first_position = (static_cast<std::int64_t>(p.epoch) << kEpochBits) + 1;
+  // Everything up to the last horizon received is here and final; so is an unbroken run of
+  // stored positions right above it (replicated commits: under synchronous replication, usually
+  // everything a reader saw). Above the first hole, an event the old primary committed may be
+  // missing here: that is where the lost range starts.
   p.lost = true;
-  p.lost_after = f.published_horizon;
+  p.lost_after = std::max(f.published_horizon, f.present_through);
   return p;
 }
 

@@ -20,7 +20,7 @@
 #include "utils/inval.h"
 #include "utils/memutils.h"
 
-static SPIPlanPtr plan_latest, plan_facts, plan_insert, plan_ranges;
+static SPIPlanPtr plan_latest, plan_facts, plan_present, plan_insert, plan_ranges;
 
 /* This backend's node is the one the latest epoch row names (or there is none); valid when
  * ev_latest_valid and the system identifier and timeline are still these. */
@@ -159,6 +159,21 @@ ev_epoch_ensure(void)
 		ev_spi_check(rc, "reading the last stored position");
 		facts.published_horizon = ev_spi_int64(0, 2);
 		facts.max_stored = Max(ev_spi_int64(0, 1), facts.published_horizon);
+		/* the unbroken run of stored positions right above the horizon received */
+		{
+			Oid			types[1] = {INT8OID};
+			Datum		args[1] = {Int64GetDatum(facts.published_horizon)};
+
+			rc = SPI_execute_plan(ev_prepare(&plan_present,
+											 "SELECT position FROM everest.events "
+											 "WHERE position OPERATOR(pg_catalog.>) $1 ORDER BY position LIMIT 100000",
+											 1, types),
+								  args, NULL, true, 0);
+			ev_spi_check(rc, "reading the positions above the horizon");
+			facts.present_through = facts.published_horizon;
+			for (uint64 i = 0; i < SPI_processed && ev_spi_int64(i, 1) == facts.present_through + 1; i++)
+				facts.present_through++;
+		}
 		facts.sequence_last = ev_last_assigned();
 		ev_check(ev_plan_epoch(&facts, &plan, &err), &err);
 

@@ -429,7 +429,7 @@ ev_mirror_load(void)
 	const EvCatalog *cat = ev_catalog();
 	Oid			types[1] = {OIDARRAYOID};
 	Datum		args[1];
-	Datum		relids[3];
+	Datum		relids[4];
 	int			n = 0;
 	int			rc;
 	bool		isnull;
@@ -444,6 +444,7 @@ ev_mirror_load(void)
 		relids[n++] = ObjectIdGetDatum(cat->horizon);
 	if (OidIsValid(cat->epochs))
 		relids[n++] = ObjectIdGetDatum(cat->epochs);
+	relids[n++] = ObjectIdGetDatum(cat->tombstones);	/* tombstoned streams read as empty */
 	args[0] = PointerGetDatum(construct_array(relids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	SPI_connect();
 	rc = SPI_execute_plan(ev_prepare(&plan_mirror,

@@ -57,6 +57,19 @@ TEST(PlanEpoch, PromotionStartsTheNextEpochAboveEverything) {
   EXPECT_EQ(p.lost_after, 595);  // the last horizon this node received, not the sequence
 }
 
+TEST(PlanEpoch, AnUnbrokenRunOfStoredPositionsAboveTheHorizonIsNotLost) {
+  EpochFacts f;
+  f.have_latest = true;
+  f.max_stored = 782;
+  f.sequence_last = 800;
+  f.published_horizon = 775;
+  f.present_through = 782;  // 776..782 replicated (synchronous replication, acknowledged)
+  auto p = everest::plan_epoch(f);
+  EXPECT_EQ(p.lost_after, 782);
+  f.present_through = 779;  // a hole at 780: what the old primary had there is unknown
+  EXPECT_EQ(everest::plan_epoch(f).lost_after, 779);
+}
+
 TEST(PlanEpoch, ARolledBackSwitchIsReusedNotRepeated) {
   EpochFacts f;
   f.have_latest = true;
