@@ -261,7 +261,7 @@ CREATE FUNCTION everest.in_flight_appends(OUT pid integer, OUT "position" bigint
     AS 'MODULE_PATHNAME', 'everest_in_flight_appends' LANGUAGE C VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
--- The notifier workers of the cluster (one per database with recent appends).
+-- The notifier worker of this database (none when it had no recent appends).
 CREATE FUNCTION everest.notifiers(OUT database oid, OUT pid integer)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'everest_notifiers' LANGUAGE C VOLATILE SECURITY DEFINER

@@ -3,7 +3,7 @@
  *
  * Every function catches every C++ exception and reports it through an ev_error; none of them
  * calls PostgreSQL, so no longjmp ever crosses a C++ frame. A function returning bool returns
- * false when it filled `err`; the glue then raises it with ev_raise() (src/pg/report.h).
+ * false when it filled `err`; the glue then raises it with ev_raise() (src/pg/report.c).
  */
 #ifndef EVEREST_CAPI_H
 #define EVEREST_CAPI_H

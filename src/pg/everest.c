@@ -9,11 +9,38 @@
 #include "everest_pg.h"
 
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Shared memory: the horizon's slots and lock (horizon.c) and the notifiers' table (notify.c). */
+static void
+ev_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(add_size(ev_horizon_shmem_size(), ev_notify_shmem_size()));
+	RequestNamedLWLockTranche("everest", 1);	/* the horizon: every append takes it */
+	RequestNamedLWLockTranche("everest notifiers", 1);	/* the notifiers' table, its own */
+}
+
+static void
+ev_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	(void) ev_horizon_shmem_startup();
+	ev_notify_shmem_startup(&(GetNamedLWLockTranche("everest notifiers"))->lock);
+	LWLockRelease(AddinShmemInitLock);
+}
 
 void
 _PG_init(void)
@@ -24,7 +51,14 @@ _PG_init(void)
 							 "Used by test/shell/crash.sh to check that a slot never outlives its transaction.",
 							 &ev_debug_fail_tracker, false, PGC_SUSET,
 							 GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("everest");
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ev_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ev_shmem_startup;
 	ev_horizon_init();
+	/* The notifiers publish the horizon and are woken when it may have moved. */
+	ev_horizon_set_listeners(ev_notify_ensure_notifier, ev_notify_wake);
 }

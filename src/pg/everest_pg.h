@@ -1,10 +1,11 @@
 /*
  * everest PostgreSQL glue: what the files of src/pg/ share.
  *
- *   everest.c   module load (_PG_init), SQL-callable utilities
+ *   everest.c   module load (_PG_init): settings, shared memory, wiring the horizon to the notifiers
  *   report.c    raising core errors with their SQLSTATE; argument helpers
  *   catalog.c   the OIDs of everest's relations, cached per backend
  *   horizon.c   shared memory: positions in flight, safe_position(), transaction callbacks
+ *   published.c the horizon published for standbys and mirrors; mirror detection
  *   streams.c   the per-stream lock, a stream's version and tombstone
  *   append.c    append_events, append_event
  *   read.c      read_event, read_stream_*, read_all_*, stream_version
@@ -73,27 +74,33 @@ extern SPIPlanPtr ev_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid 
 extern SPIPlanPtr ev_prepare_opts(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
 								  int options);
 extern void ev_spi_check(int rc, const char *what);
+extern char *ev_handler_arg(FunctionCallInfo fcinfo, size_t *len);	/* 22004; 22023 empty or > 512 bytes */
 
 /* horizon.c */
 extern bool ev_debug_fail_tracker;
 extern int	ev_horizon_holder_pids(int *pids, int max);
 extern int64 ev_safe_position_at_own_commit(void);
 extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
+extern Size ev_horizon_shmem_size(void);
+extern LWLock *ev_horizon_shmem_startup(void);
+extern void ev_horizon_set_listeners(bool (*publisher) (void), void (*moved) (void));
 extern void ev_require_horizon(void);
 extern void ev_draw_positions(int n, int64 *positions);
 extern int64 ev_safe_position(void);
-extern int64 ev_published_horizon(void);
-extern int64 ev_last_assigned(void);	/* the sequence's last value, 0 before the first */
-extern bool ev_is_mirror(void);		/* a logical-replication subscriber of everest.events */
-extern void ev_require_writable_store(void);	/* 25006 on a mirror */
 extern void ev_require_read_committed(void);
-
-/* handlers.c: the handler argument (22004, 22023 empty or over 512 bytes) */
-extern char *ev_handler_arg(FunctionCallInfo fcinfo, size_t *len);
 
 /* leases.c: the member's lease row, locked FOR SHARE (a save's facts) */
 extern void ev_lease_facts(const char *handler, size_t len, int32 member, const pg_uuid_t *lease,
 						   bool *row_matches, bool *live);
+
+/* published.c: the horizon as standbys and mirrors see it (docs/topologies.md) */
+extern int64 ev_sequence_last(Oid seq);	/* 0 before the first position */
+extern int64 ev_last_assigned(void);	/* the position sequence's */
+extern int64 ev_published_horizon(void);
+extern void ev_publish_horizon(int64 safe, bool own_transaction);
+extern bool ev_is_mirror(void);		/* a logical-replication subscriber of everest.events */
+extern bool ev_mirror_synced(void);	/* ... whose everest tables finished their initial copy */
+extern void ev_require_writable_store(void);	/* 25006 on a mirror */
 
 /* epochs.c (docs/topologies.md, "Failover") */
 extern void ev_epoch_ensure(void);	/* before an append draws positions */
@@ -106,8 +113,6 @@ extern Size ev_notify_shmem_size(void);
 extern void ev_notify_shmem_startup(LWLock *lock);
 extern void ev_notify_define_settings(void);
 extern bool ev_notify_ensure_notifier(void);
-extern void ev_publish_horizon(int64 safe, bool own_transaction);
-extern void ev_publish_horizon_at_commit(void);
 extern void ev_notify_wake(void);
 
 /* read.c; a regular stream read by position, bounded by the horizon (read_handler_events) */
@@ -117,6 +122,16 @@ extern void ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const cha
 						 int64 from, bool forward, int64 max_count);
 extern ev_stream_kind ev_classify_read(const char *stream, size_t len, const char **category,
 									   size_t *category_len);
+
+/*
+ * everest's advisory lock classes (the fourth field of an advisory LOCKTAG; PostgreSQL's own
+ * pg_advisory_lock uses 1 and 2), named here once.
+ */
+typedef enum EvLockClass
+{
+	EV_LOCK_SESSION_LEASE = 3,	/* try_acquire_handler (handlers.c) */
+	EV_LOCK_STREAM = 4			/* writers of one stream (streams.c) */
+} EvLockClass;
 
 /* streams.c: the per-stream lock writers take, and a stream's state */
 extern void ev_lock_stream(const char *stream, size_t len);

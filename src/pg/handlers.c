@@ -200,15 +200,6 @@ ev_forget_reads(const char *handler, size_t len)
 			r->member = -1;
 }
 
-char *
-ev_handler_arg(FunctionCallInfo fcinfo, size_t *len)
-{
-	char	   *handler = ev_text_arg(fcinfo, 0, "handler", len);
-	ev_error	err;
-
-	ev_check(ev_check_handler_name(handler, *len, &err), &err);
-	return handler;
-}
 
 static int64
 ev_position_arg(FunctionCallInfo fcinfo, int argno)
@@ -534,7 +525,7 @@ ev_lease_tag(LOCKTAG *tag, const char *handler, size_t len)
 	uint64		key = ev_lock_key(handler, len);
 
 	memset(tag, 0, sizeof(LOCKTAG));
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 3);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, EV_LOCK_SESSION_LEASE);
 }
 
 PG_FUNCTION_INFO_V1(everest_try_acquire_handler);

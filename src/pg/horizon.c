@@ -62,8 +62,29 @@ typedef struct EvHorizonShared
 } EvHorizonShared;
 
 static EvHorizonShared *ev_shared = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/*
+ * Who hears about the horizon (set by everest.c at load, so that this file needs none of them):
+ * `publisher` makes sure a process will publish the horizon and says whether one will (false:
+ * this transaction publishes it at commit); `moved` is told whenever it may have moved.
+ */
+static bool (*ev_publisher) (void) = NULL;
+static void (*ev_moved) (void) = NULL;
+
+void
+ev_horizon_set_listeners(bool (*publisher) (void), void (*moved) (void))
+{
+	ev_publisher = publisher;
+	ev_moved = moved;
+}
+
+static void
+ev_horizon_moved(void)
+{
+	if (ev_moved)
+		ev_moved();
+	ConditionVariableBroadcast(&ev_shared->moved);	/* wait_for_position */
+}
 
 /* Batches larger than this draw their positions in one step (ev_draw_positions). */
 #define EV_DRAW_ONE_BY_ONE 64
@@ -71,38 +92,26 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* Testing only (everest.debug_fail_tracker): fail right after a slot was published. */
 bool		ev_debug_fail_tracker = false;
 
-/* No notifier could be had: this transaction publishes the horizon at PRE_COMMIT (notify.c). */
+/* No publisher could be had: this transaction publishes the horizon at PRE_COMMIT. */
 static bool ev_publish_at_commit = false;
 
 /* This backend's transaction: its positions in flight, by subtransaction. */
 static ev_in_flight *ev_tracker = NULL;
 
-static Size
-ev_shmem_size(void)
+Size
+ev_horizon_shmem_size(void)
 {
 	return add_size(offsetof(EvHorizonShared, slots),
 					mul_size(MaxBackends + 1, sizeof(EvSlot)));
 }
 
-static void
-ev_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(ev_shmem_size(), ev_notify_shmem_size()));
-	RequestNamedLWLockTranche("everest", 1);
-}
-
-static void
-ev_shmem_startup(void)
+/* From the shmem_startup_hook (everest.c), under AddinShmemInitLock; returns the horizon lock. */
+LWLock *
+ev_horizon_shmem_startup(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ev_shared = ShmemInitStruct("everest horizon", ev_shmem_size(), &found);
+	ev_shared = ShmemInitStruct("everest horizon", ev_horizon_shmem_size(), &found);
 	if (!found)
 	{
 		ev_shared->lock = &(GetNamedLWLockTranche("everest"))->lock;
@@ -115,8 +124,7 @@ ev_shmem_startup(void)
 			pg_atomic_init_u64(&ev_shared->slots[i].lowest, 0);
 		}
 	}
-	ev_notify_shmem_startup(ev_shared->lock);
-	LWLockRelease(AddinShmemInitLock);
+	return ev_shared->lock;
 }
 
 static EvSlot *
@@ -155,8 +163,37 @@ ev_end_of_transaction(void)
 		ev_in_flight_clear(ev_tracker);
 	if (ev_shared != NULL && MyBackendId != InvalidBackendId && MyBackendId < ev_shared->nslots)
 		pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest, 0);
-	ev_notify_wake();			/* the horizon may have moved */
-	ConditionVariableBroadcast(&ev_shared->moved);	/* wait_for_position */
+	ev_horizon_moved();
+}
+
+/*
+ * Without a notifier (no worker slot), an appending transaction publishes the horizon itself, at
+ * PRE_COMMIT: it locks the row, which queues the commits of concurrent appenders of
+ * the database (a degraded mode, logged), then computes the horizon as it will be once this
+ * transaction commits: every other session's positions in flight stay excluded, its own are
+ * included, and the row commits together with its events. The last committer of a burst so
+ * publishes everything, and standbys never freeze for want of a worker.
+ */
+static SPIPlanPtr plan_publish_lock;
+
+static void
+ev_publish_horizon_at_commit(void)
+{
+	int			rc;
+
+	if (!OidIsValid(ev_catalog()->horizon))
+		return;
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	rc = SPI_execute_plan(ev_prepare(&plan_publish_lock,
+									 "INSERT INTO everest.horizon AS h (position) VALUES (0) "
+									 "ON CONFLICT (singleton) DO UPDATE SET position = h.position RETURNING position",
+									 0, NULL),
+						  NULL, NULL, false, 0);
+	ev_spi_check(rc, "locking the published horizon");
+	SPI_finish();
+	ev_publish_horizon(ev_safe_position_at_own_commit(), false);
+	PopActiveSnapshot();
 }
 
 static void
@@ -208,8 +245,7 @@ ev_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				if (ev_in_flight_lowest(ev_tracker) != before)
 				{
 					ev_publish_lowest();
-					ev_notify_wake();
-					ConditionVariableBroadcast(&ev_shared->moved);
+					ev_horizon_moved();
 				}
 				break;
 			}
@@ -231,10 +267,6 @@ ev_on_exit(int code, Datum arg)
 void
 ev_horizon_init(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = ev_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = ev_shmem_startup;
 	RegisterXactCallback(ev_xact_callback, NULL);
 	RegisterSubXactCallback(ev_subxact_callback, NULL);
 }
@@ -290,7 +322,7 @@ ev_draw_positions(int n, int64 *positions)
 			ev_raise(&err);
 		before_shmem_exit(ev_on_exit, (Datum) 0);
 	}
-	if (ev_in_flight_lowest(ev_tracker) == 0 && !ev_notify_ensure_notifier())
+	if (ev_in_flight_lowest(ev_tracker) == 0 && !(ev_publisher && ev_publisher()))
 		ev_publish_at_commit = true;	/* no notifier: this transaction publishes the horizon */
 	ev_epoch_ensure();			/* a new epoch after a promotion or cutover; a no-op otherwise */
 	if (!ev_catalog()->position_seq_ok)
@@ -341,147 +373,6 @@ ev_draw_positions(int n, int64 *positions)
 	ev_check(ev_in_flight_drawn(ev_tracker, GetCurrentSubTransactionId(), positions[0], &err), &err);
 }
 
-/* The sequence's last drawn value, 0 before the first. */
-static int64
-ev_last_drawn(Oid seq)
-{
-	LOCAL_FCINFO(fcinfo, 1);
-	Datum		result;
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = ObjectIdGetDatum(seq);
-	fcinfo->args[0].isnull = false;
-	result = pg_sequence_last_value(fcinfo);
-	return fcinfo->isnull ? 0 : DatumGetInt64(result);
-}
-
-/*
- * On a hot standby (docs/topologies.md): the horizon the primary's notifier last published in
- * everest.horizon, read with the latest snapshot. The row's commit follows, in the WAL, the
- * commits of every position at or below it, so a snapshot that sees the row sees them; the
- * caller's reads take their snapshot after this one. A standby has no positions in flight of its
- * own, and its sequence shows what the primary WAL-logged (up to 32 ahead), never what is safe.
- */
-int64
-ev_published_horizon(void)
-{
-	Oid			relid = ev_catalog()->horizon;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tuple;
-	Snapshot	snapshot;
-	int64		published = 0;
-
-	if (!OidIsValid(relid))
-	{
-		if (!RecoveryInProgress())
-			return 0;			/* a primary on 0.3.0: nothing published, nothing needed */
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this database's everest publishes no horizon for standbys"),
-				 errhint("Run ALTER EXTENSION everest UPDATE on the primary.")));
-	}
-	rel = table_open(relid, AccessShareLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(rel, snapshot, 0, NULL);
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, 2, RelationGetDescr(rel), &isnull);
-
-		if (!isnull && DatumGetInt64(d) > published)
-			published = DatumGetInt64(d);
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
-	return published;
-}
-
-int64
-ev_last_assigned(void)
-{
-	return ev_last_drawn(ev_catalog()->position_seq);
-}
-
-/*
- * A logical-replication mirror (docs/topologies.md): a database whose everest.events is a table
- * of one of its subscriptions. Its horizon is the one the publisher published, once every
- * subscribed everest table finished its initial copy ('r'eady): the copies are taken at different
- * snapshots, so a horizon row can arrive before the events it covers. Cached; pg_subscription_rel
- * changes invalidate it.
- */
-static bool ev_mirror_valid = false;
-static bool ev_mirror = false;
-static bool ev_mirror_ready = false;
-static bool ev_mirror_callback = false;
-static SPIPlanPtr plan_mirror;
-
-static void
-ev_mirror_invalidate(Datum arg, int cacheid, uint32 hashvalue)
-{
-	ev_mirror_valid = false;
-}
-
-static void
-ev_mirror_load(void)
-{
-	const EvCatalog *cat = ev_catalog();
-	Oid			types[1] = {OIDARRAYOID};
-	Datum		args[1];
-	Datum		relids[4];
-	int			n = 0;
-	int			rc;
-	bool		isnull;
-
-	if (!ev_mirror_callback)
-	{
-		CacheRegisterSyscacheCallback(SUBSCRIPTIONRELMAP, ev_mirror_invalidate, (Datum) 0);
-		ev_mirror_callback = true;
-	}
-	relids[n++] = ObjectIdGetDatum(cat->events);
-	if (OidIsValid(cat->horizon))
-		relids[n++] = ObjectIdGetDatum(cat->horizon);
-	if (OidIsValid(cat->epochs))
-		relids[n++] = ObjectIdGetDatum(cat->epochs);
-	relids[n++] = ObjectIdGetDatum(cat->tombstones);	/* tombstoned streams read as empty */
-	args[0] = PointerGetDatum(construct_array(relids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-	SPI_connect();
-	rc = SPI_execute_plan(ev_prepare(&plan_mirror,
-									 "SELECT pg_catalog.bool_or(srrelid OPERATOR(pg_catalog.=) $1[1]), "
-									 "pg_catalog.bool_and(srsubstate OPERATOR(pg_catalog.=) 'r') "
-									 "AND pg_catalog.bool_or(srrelid OPERATOR(pg_catalog.=) $1[2]) "
-									 "FROM pg_catalog.pg_subscription_rel WHERE srrelid OPERATOR(pg_catalog.=) ANY ($1)",
-									 1, types),
-						  args, NULL, true, 1);
-	ev_spi_check(rc, "looking for subscriptions");
-	ev_mirror = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
-	ev_mirror_ready = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) && !isnull;
-	SPI_finish();
-	ev_mirror_valid = true;
-}
-
-bool
-ev_is_mirror(void)
-{
-	if (!ev_mirror_valid)
-		ev_mirror_load();
-	return ev_mirror;
-}
-
-/* Appends and deletes belong to the publisher: a mirror refuses them, as a standby does. */
-void
-ev_require_writable_store(void)
-{
-	if (!RecoveryInProgress() && ev_is_mirror())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot change events on a logical-replication mirror"),
-				 errdetail("everest.events in this database is replicated from a publisher by a subscription."),
-				 errhint("Append on the publisher. To make this database the primary, drop the subscription first "
-						 "(docs/topologies.md, cutover).")));
-}
-
 int64
 ev_safe_position(void)
 {
@@ -492,7 +383,7 @@ ev_safe_position(void)
 	if (RecoveryInProgress())
 		return ev_published_horizon();
 	if (ev_is_mirror())
-		return ev_mirror_ready ? ev_published_horizon() : 0;
+		return ev_mirror_synced() ? ev_published_horizon() : 0;
 	ev_require_horizon();
 	seq = ev_catalog()->position_seq;
 	LockRelationOid(seq, RowExclusiveLock);
@@ -506,7 +397,7 @@ ev_safe_position(void)
 		if (low != 0 && slot->dbid == MyDatabaseId && (lowest == 0 || low < lowest))
 			lowest = low;
 	}
-	safe = lowest != 0 ? lowest - 1 : ev_last_drawn(seq);
+	safe = lowest != 0 ? lowest - 1 : ev_sequence_last(seq);
 	LWLockRelease(ev_shared->lock);
 	/*
 	 * A node that took over (a promoted standby, a former mirror) stays at the horizon it received
@@ -546,7 +437,7 @@ ev_safe_position_at_own_commit(void)
 		if (i != MyBackendId && low != 0 && slot->dbid == MyDatabaseId && (lowest == 0 || low < lowest))
 			lowest = low;
 	}
-	safe = lowest != 0 ? lowest - 1 : ev_last_drawn(seq);
+	safe = lowest != 0 ? lowest - 1 : ev_sequence_last(seq);
 	LWLockRelease(ev_shared->lock);
 	return safe;
 }

@@ -226,67 +226,7 @@ ev_notifier_leave(int code, Datum arg)
 	LWLockRelease(ev_notify->lock);
 }
 
-/*
- * Publishes the horizon in everest.horizon, for hot standbys and logical mirrors
- * (docs/topologies.md): in the notifier's own transaction, never an appender's, so appenders do
- * not queue on the row. The write commits with synchronous_commit = local: a synchronous standby
- * that is down must not stop the horizon (the row only ever trails the truth, so losing it in a
- * crash is safe). A database not yet updated to 0.4.0 has no such table.
- */
-static SPIPlanPtr plan_publish, plan_publish_lock;
 static bool ev_holders_seen = false;	/* the last round saw sessions holding the horizon */
-
-void
-ev_publish_horizon(int64 safe, bool own_transaction)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		args[1];
-
-	if (!OidIsValid(ev_catalog()->horizon))
-		return;
-	if (own_transaction)		/* the notifier's; an appender's commit keeps its own setting */
-		(void) set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
-	args[0] = Int64GetDatum(safe);
-	SPI_connect();
-	ev_spi_check(SPI_execute_plan(ev_prepare(&plan_publish,
-											 "INSERT INTO everest.horizon AS h (position) VALUES ($1) "
-											 "ON CONFLICT (singleton) DO UPDATE SET position = excluded.position, "
-											 "published_at = excluded.published_at "
-											 "WHERE h.position OPERATOR(pg_catalog.<) excluded.position",
-											 1, types),
-								  args, NULL, false, 0),
-				 "publishing the horizon");
-	SPI_finish();
-}
-
-/*
- * Without a notifier (no worker slot), an appending transaction publishes the horizon itself, at
- * PRE_COMMIT (horizon.c): it locks the row, which queues the commits of concurrent appenders of
- * the database (a degraded mode, logged), then computes the horizon as it will be once this
- * transaction commits: every other session's positions in flight stay excluded, its own are
- * included, and the row commits together with its events. The last committer of a burst so
- * publishes everything, and standbys never freeze for want of a worker.
- */
-void
-ev_publish_horizon_at_commit(void)
-{
-	int			rc;
-
-	if (!OidIsValid(ev_catalog()->horizon))
-		return;
-	PushActiveSnapshot(GetTransactionSnapshot());
-	SPI_connect();
-	rc = SPI_execute_plan(ev_prepare(&plan_publish_lock,
-									 "INSERT INTO everest.horizon AS h (position) VALUES (0) "
-									 "ON CONFLICT (singleton) DO UPDATE SET position = h.position RETURNING position",
-									 0, NULL),
-						  NULL, NULL, false, 0);
-	ev_spi_check(rc, "locking the published horizon");
-	SPI_finish();
-	ev_publish_horizon(ev_safe_position_at_own_commit(), false);
-	PopActiveSnapshot();
-}
 
 /*
  * everest.horizon_idle_timeout: a session of this database that holds positions in flight and has
@@ -416,7 +356,7 @@ everest_notifier_main(Datum arg)
 	}
 }
 
-/* everest.notifiers(): the notifier workers of the cluster. */
+/* everest.notifiers(): this database's notifier worker (one row, or none). */
 PG_FUNCTION_INFO_V1(everest_notifiers);
 Datum
 everest_notifiers(PG_FUNCTION_ARGS)
@@ -434,8 +374,8 @@ everest_notifiers(PG_FUNCTION_ARGS)
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		if (!OidIsValid(copy[i].dbid))
-			continue;
+		if (copy[i].dbid != MyDatabaseId)
+			continue;			/* this database's only: other databases are not the caller's business */
 		values[0] = ObjectIdGetDatum(copy[i].dbid);
 		values[1] = Int32GetDatum(copy[i].pid);
 		nulls[1] = copy[i].pid == 0;

@@ -119,3 +119,14 @@ ev_spi_check(int rc, const char *what)
 	if (rc < 0)
 		elog(ERROR, "everest: %s failed: %s", what, SPI_result_code_string(rc));
 }
+
+/* The handler argument (first): 22004 when NULL, 22023 when empty or over 512 bytes. */
+char *
+ev_handler_arg(FunctionCallInfo fcinfo, size_t *len)
+{
+	char	   *handler = ev_text_arg(fcinfo, 0, "handler", len);
+	ev_error	err;
+
+	ev_check(ev_check_handler_name(handler, *len, &err), &err);
+	return handler;
+}

@@ -38,7 +38,7 @@ ev_lock_stream(const char *stream, size_t len)
 	uint64		key = ev_lock_key(stream, len);
 
 	ev_require_writable_store();	/* not on a logical-replication mirror */
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 4);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, EV_LOCK_STREAM);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 

@@ -283,7 +283,7 @@ if [ "$CAN_RESTART" = yes ]; then
   wait_until 10 gone "$VICTIM_PID"
   after_interruption restart
 else
-  echo "ok - restart: pg_ctl restart with an append in flight # SKIP no CLUSTER_BASE/main/data"
+  echo "not ok - restart: pg_ctl restart with an append in flight (cannot run: no CLUSTER_BASE/main/data)"
 fi
 
 # --------------------------------------------------------------------------------------------

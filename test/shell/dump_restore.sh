@@ -15,6 +15,8 @@ SELECT everest.delete_stream('gone-1', tombstone => true);
 SELECT everest.save_handler_state('projector', 2, '{"balance": 7}');
 SQL
 before=$(q -d ev_dump_src -c "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', stream, version, position, id, type, data, metadata, created_at), ';' ORDER BY position) FROM everest.read_all_forward(0, 100000)")
+# The comparisons below would pass if both reads failed (two empty strings): the source must read.
+is "the source store reads its events before the dump" "$(echo "$before" | tr ';' '\n' | grep -c '|')" "3"
 last=$(q -d ev_dump_src -c "SELECT everest.safe_position()")
 
 pg_dump -Fc -d ev_dump_src -f /tmp/everest_dump.$$ || echo "not ok - pg_dump failed"

@@ -10,7 +10,7 @@ subscriber_suite sub_node
 EXAMPLE="$ROOT/examples/node"
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "ok - node subscriber # SKIP node and npm are not installed"
+  echo "not ok - node subscriber (cannot run: node and npm are not installed)"
   exit 0
 fi
 if [ ! -d "$EXAMPLE/node_modules/pg" ]; then
@@ -104,7 +104,7 @@ if [ -n "${CLUSTER_BASE:-}" ] && [ -d "$CLUSTER_BASE/main/data" ]; then
   is "after a cluster restart it reconnects and goes on" \
     "$(grep -c 'reconnected' "$WORK/second.err") $(progressed "$before" && echo moved)" "1 moved"
 else
-  echo "ok - after a cluster restart it reconnects and goes on # SKIP no throwaway cluster (CLUSTER_BASE)"
+  echo "not ok - after a cluster restart it reconnects and goes on (cannot run: no throwaway cluster, CLUSTER_BASE)"
 fi
 sleep 0.5
 touch "$WORK/stop"
