@@ -2,7 +2,7 @@
 # The guided tour run by `make demo`, on the throwaway cluster test/run.sh started.
 set -u
 step() { printf '\n\033[1m## %s\033[0m\n' "$*"; }
-sql() { psql -X -q -d everest_demo -v ON_ERROR_STOP=0 -e -P pager=off "$@"; }
+sql() { psql -X -q -d everest_demo -v ON_ERROR_STOP=0 -v root="$ROOT" -e -P pager=off "$@"; }
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS everest_demo" -c "CREATE DATABASE everest_demo" 2>/dev/null
 step "CREATE EXTENSION everest (the server preloads it: shared_preload_libraries = 'everest')"
@@ -44,14 +44,7 @@ step "A handler (projection) applies events and saves its checkpoint in the same
 sql <<'SQL'
 CREATE TABLE balances (account text PRIMARY KEY, balance numeric NOT NULL DEFAULT 0);
 SELECT everest.try_acquire_handler('balances');
-BEGIN;
-INSERT INTO balances (account, balance)
-SELECT stream, sum(CASE type WHEN 'Deposited' THEN (data->>'amount')::numeric
-                             WHEN 'Withdrawn' THEN -(data->>'amount')::numeric ELSE 0 END)
-  FROM everest.read_handler_events('balances', '$ce-account') GROUP BY stream;
-SELECT everest.save_handler_position('balances',
-       (SELECT max(position) FROM everest.read_handler_events('balances', '$ce-account')));
-COMMIT;
+\i :root/examples/sql/balances_projection.sql
 SELECT * FROM balances ORDER BY account;
 SELECT everest.handler_position('balances');
 SELECT count(*) AS still_to_process FROM everest.read_handler_events('balances', '$ce-account');

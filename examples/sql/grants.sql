@@ -1,0 +1,54 @@
+-- Least-privilege grant sets for everest (README, "Installing"; docs/security.md). Run as a
+-- superuser, naming your roles:
+--   psql -v reader=app_ro -v writer=app_rw -v subscriber=app_proj -v admin=app_admin -f grants.sql
+-- Every function is SECURITY DEFINER and the tables are granted to nobody, so EXECUTE on a
+-- function is exactly the right to do what it does. Roles inherit nothing from each other here:
+-- grant several sets to one role if it needs them (GRANT :"reader" TO :"writer", for example).
+
+-- reader: read streams, categories and $all; wait for new events
+GRANT USAGE ON SCHEMA everest TO :"reader";
+GRANT EXECUTE ON FUNCTION
+    everest.read_event(text, bigint),
+    everest.read_stream_forward(text, bigint, integer),
+    everest.read_stream_backward(text, bigint, integer),
+    everest.read_all_forward(bigint, integer),
+    everest.read_all_backward(bigint, integer),
+    everest.stream_version(text),
+    everest.safe_position(),
+    everest.wait_for_position(bigint, integer)
+TO :"reader";
+
+-- writer: append (with optimistic concurrency and idempotent retries); no deletes
+GRANT USAGE ON SCHEMA everest TO :"writer";
+GRANT EXECUTE ON FUNCTION
+    everest.append_events(text, jsonb, bigint),
+    everest.append_event(text, text, jsonb, jsonb, bigint, uuid),
+    everest.stream_version(text)
+TO :"writer";
+
+-- subscriber: run handlers (read their events, checkpoints and state, leases); no rewinds
+GRANT USAGE ON SCHEMA everest TO :"subscriber";
+GRANT EXECUTE ON FUNCTION
+    everest.read_handler_events(text, text, integer),
+    everest.handler_position(text),
+    everest.handler_state(text),
+    everest.save_handler_position(text, bigint, integer, uuid, bigint),
+    everest.save_handler_state(text, bigint, jsonb, integer, uuid, bigint),
+    everest.acquire_lease(text, interval, integer),
+    everest.renew_lease(text, uuid, interval),
+    everest.release_lease(text, uuid),
+    everest.try_acquire_handler(text),
+    everest.release_handler(text),
+    everest.safe_position(),
+    everest.wait_for_position(bigint, integer)
+TO :"subscriber";
+
+-- admin: what rewrites history or rewinds readers, and who holds the horizon
+GRANT USAGE ON SCHEMA everest TO :"admin";
+GRANT EXECUTE ON FUNCTION
+    everest.delete_stream(text, bigint, boolean),
+    everest.reset_handler(text, bigint),
+    everest.in_flight_appends(),
+    everest.notifiers()
+TO :"admin";
+GRANT SELECT ON everest.horizon_holders TO :"admin";
