@@ -54,6 +54,9 @@ listen ev_notify 1.5 /tmp/everest-notify.$$
 q -d ev_notify -c "SELECT everest.append_event('n-5', 'X')" >/dev/null
 wait
 is "everest.notify = off sends nothing" "$(payloads /tmp/everest-notify.$$ | wc -l)" "0"
+published_all() { [ "$(q -d ev_notify -c "SELECT (SELECT position FROM everest.horizon) = everest.safe_position()")" = t ]; }
+wait_for 10 published_all
+is "... but the horizon for standbys is still published" "$(published_all && echo yes)" "yes"
 q -d postgres -c "ALTER SYSTEM RESET everest.notify" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 
