@@ -29,7 +29,8 @@ typedef enum ev_stream_kind
 {
 	EV_STREAM_REGULAR = 0,
 	EV_STREAM_ALL = 1,
-	EV_STREAM_CATEGORY = 2
+	EV_STREAM_CATEGORY = 2,
+	EV_STREAM_REGULAR_BY_POSITION = 3	/* a regular stream read by position (read_handler_events) */
 } ev_stream_kind;
 
 /* Validates a stream name for a read; for a category stream sets category and category_len. */
@@ -38,6 +39,9 @@ bool		ev_classify_stream_for_read(const char *name, size_t len, ev_stream_kind *
 										ev_error *err);
 /* Validates a stream name for an append or a delete (regular streams only). */
 bool		ev_check_writable_stream(const char *name, size_t len, ev_error *err);
+/* An append to a tombstoned stream (EV002), and a stored id met at insert time (EV003). */
+bool		ev_check_not_tombstoned(const char *stream, size_t len, bool tombstoned, ev_error *err);
+void		ev_duplicate_id_error(const char *detail, ev_error *err);
 /* Validates a handler name (non-empty, at most 512 bytes). */
 bool		ev_check_handler_name(const char *name, size_t len, ev_error *err);
 

@@ -25,7 +25,7 @@ namespace everest {
 // SQLSTATEs of DESIGN.md section 3.
 namespace sqlstate {
 inline constexpr const char* wrong_expected_version = "EV001";
-inline constexpr const char* stream_deleted = "EV002";
+inline constexpr const char* stream_deleted = "EV002";  // tombstoned
 inline constexpr const char* duplicate_event_id = "EV003";
 inline constexpr const char* handler_position_not_forward = "EV004";
 inline constexpr const char* lease_lost = "EV005";
@@ -77,6 +77,10 @@ StreamRef classify_stream_for_read(std::string_view name);
 void check_writable_stream(std::string_view name);
 // Handler names: non-empty, at most kMaxStreamNameBytes bytes (22023).
 void check_handler_name(std::string_view name);
+// EV002: an append to a stream deleted with tombstone => true.
+void check_not_tombstoned(std::string_view stream, bool tombstoned);
+// EV003 for an id another transaction stored at the same time (the unique index caught it).
+Error duplicate_id_error(std::string detail);
 
 // The category of a regular stream: the part before the first '-', or the whole name.
 std::string_view category_of(std::string_view stream);

@@ -284,4 +284,12 @@ bool ev_check_handler_name(const char* name, size_t len, ev_error* err) {
   return guarded(err, [&] { check_handler_name(std::string_view(name, len)); });
 }
 
+bool ev_check_not_tombstoned(const char* stream, size_t len, bool tombstoned, ev_error* err) {
+  return guarded(err, [&] { check_not_tombstoned(std::string_view(stream, len), tombstoned); });
+}
+
+void ev_duplicate_id_error(const char* detail, ev_error* err) {
+  guarded(err, [&] { throw duplicate_id_error(detail ? detail : ""); });
+}
+
 }  // extern "C"

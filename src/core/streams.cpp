@@ -57,6 +57,18 @@ void check_writable_stream(std::string_view name) {
                 "Put the category first, for example \"account-42\".");
 }
 
+void check_not_tombstoned(std::string_view stream, bool tombstoned) {
+  if (tombstoned)
+    throw Error(sqlstate::stream_deleted, "stream \"" + std::string(stream) + "\" is deleted for good",
+                "It was deleted with tombstone => true; its name cannot be used again.");
+}
+
+Error duplicate_id_error(std::string detail) {
+  return Error(sqlstate::duplicate_event_id, "event id is already stored",
+               detail.empty() ? "Another transaction stored it." : std::move(detail),
+               "Retry a batch with exactly the same events and expected version, or use new ids.");
+}
+
 void check_handler_name(std::string_view name) {
   if (name.empty())
     throw Error(sqlstate::invalid_parameter_value, "handler name must not be empty");

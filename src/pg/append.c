@@ -172,12 +172,11 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && edata->constraint_name != NULL &&
 			strcmp(edata->constraint_name, "events_id_key") == 0)
 		{
+			ev_error	err;
+
 			FlushErrorState();
-			ereport(ERROR,
-					(errcode(MAKE_SQLSTATE('E', 'V', '0', '0', '3')),
-					 errmsg("event id is already stored"),
-					 errdetail("%s", edata->detail ? edata->detail : "Another transaction stored it."),
-					 errhint("Retry a batch with exactly the same events and expected version, or use new ids.")));
+			ev_duplicate_id_error(edata->detail, &err);
+			ev_raise(&err);
 		}
 		FreeErrorData(edata);
 		PG_RE_THROW();
@@ -206,11 +205,7 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 	ev_require_horizon();
 	ev_lock_stream(stream, len);
 	ev_stream_state(stream, len, true, &version, &tombstoned);
-	if (tombstoned)
-		ereport(ERROR,
-				(errcode(MAKE_SQLSTATE('E', 'V', '0', '0', '2')),
-				 errmsg("stream \"%s\" is deleted for good", stream),
-				 errdetail("It was deleted with tombstone => true; its name cannot be used again.")));
+	ev_check(ev_check_not_tombstoned(stream, len, tombstoned, &err), &err);
 
 	if (ev_batch_has_client_ids(batch) &&
 		ev_idempotent_retry(stream, len, batch, expected, &result))

@@ -116,7 +116,6 @@ extern bool ev_notify_ensure_notifier(void);
 extern void ev_notify_wake(void);
 
 /* read.c; a regular stream read by position, bounded by the horizon (read_handler_events) */
-#define EV_STREAM_REGULAR_BY_POSITION ((ev_stream_kind) 3)
 extern void ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
 						 size_t stream_len, const char *category, size_t category_len,
 						 int64 from, bool forward, int64 max_count);

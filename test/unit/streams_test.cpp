@@ -250,3 +250,17 @@ TEST(HandlerNames, NonEmptyAndBounded) {
   EXPECT_EQ(err.sqlstate, "22023");
   EXPECT_EQ(err.message, "handler name is too long");
 }
+
+TEST(Tombstones, AppendToATombstonedStreamIsEV002) {
+  EXPECT_EQ(ErrorOf([] { everest::check_not_tombstoned("acct-1", false); }).sqlstate, "");
+  auto err = ErrorOf([] { everest::check_not_tombstoned("acct-1", true); });
+  EXPECT_EQ(err.sqlstate, "EV002");
+  EXPECT_EQ(err.message, "stream \"acct-1\" is deleted for good");
+}
+
+TEST(DuplicateIds, AConcurrentlyStoredIdIsEV003) {
+  everest::Error e = everest::duplicate_id_error("Key (id)=(x) already exists.");
+  EXPECT_STREQ(e.sqlstate(), "EV003");
+  EXPECT_EQ(e.detail(), "Key (id)=(x) already exists.");
+  EXPECT_EQ(everest::duplicate_id_error("").detail(), "Another transaction stored it.");
+}
