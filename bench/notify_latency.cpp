@@ -2,7 +2,10 @@
 // position arriving at a listener. An appender paces single-event appends at --rate per second;
 // a listener (another connection, LISTEN everest) timestamps every notification. Prints p50,
 // p90, p99 and max in milliseconds.
-//   notify_latency [--rate 1000] [--seconds 10] [CONNINFO]
+// --wait: the listener calls everest.wait_for_position(last, 1000) in a loop instead of LISTEN
+// (the wake-up for standbys and transaction poolers); --wait-on CONNINFO runs it on another
+// server (a hot standby), which measures how far that server's safe_position() trails.
+//   notify_latency [--rate 1000] [--seconds 10] [--wait] [--wait-on CONNINFO] [CONNINFO]
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -39,21 +42,48 @@ long long parse_position(const char* payload) {
 
 int main(int argc, char** argv) {
   int rate = 1000, seconds = 10;
-  std::string conninfo;
+  bool wait_mode = false;
+  std::string conninfo, wait_conninfo;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--rate" && i + 1 < argc) rate = std::atoi(argv[++i]);
     else if (a == "--seconds" && i + 1 < argc) seconds = std::atoi(argv[++i]);
+    else if (a == "--wait") wait_mode = true;
+    else if (a == "--wait-on" && i + 1 < argc) wait_mode = true, wait_conninfo = argv[++i];
     else conninfo = a;
   }
+  if (wait_conninfo.empty()) wait_conninfo = conninfo;
 
   // Listener: records (position, arrival) for every notification.
   std::mutex mu;
   std::vector<std::pair<long long, Clock::time_point>> heard;
   std::atomic<bool> stop{false};
-  PGconn* listener = connect_or_die(conninfo);
-  PQclear(PQexec(listener, "LISTEN everest"));
+  PGconn* listener = connect_or_die(wait_mode ? wait_conninfo : conninfo);
+  if (!wait_mode) PQclear(PQexec(listener, "LISTEN everest"));
   std::thread listen_thread([&] {
+    if (wait_mode) {  // wait_for_position(last, 1000) in a loop; every return is an arrival
+      long long last = 0;
+      PGresult* r0 = PQexec(listener, "SELECT everest.safe_position()");
+      if (PQresultStatus(r0) == PGRES_TUPLES_OK) last = std::atoll(PQgetvalue(r0, 0, 0));
+      PQclear(r0);
+      while (!stop) {
+        std::string sql = "SELECT everest.wait_for_position(" + std::to_string(last) + ", 1000)";
+        PGresult* r = PQexec(listener, sql.c_str());
+        auto now = Clock::now();
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+          long long got = std::atoll(PQgetvalue(r, 0, 0));
+          if (got > last) {
+            std::lock_guard<std::mutex> lock(mu);
+            heard.emplace_back(got, now);
+            last = got;
+          }
+        } else {
+          std::fprintf(stderr, "wait_for_position failed: %s", PQerrorMessage(listener));
+        }
+        PQclear(r);
+      }
+      return;
+    }
     pollfd pfd{PQsocket(listener), POLLIN, 0};
     while (!stop) {
       if (poll(&pfd, 1, 50) <= 0) continue;
@@ -111,8 +141,9 @@ int main(int argc, char** argv) {
     return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1,
                                                         static_cast<std::size_t>(p * latencies.size()))];
   };
-  std::printf("appends %zu (%.0f/s), notifications %zu, not covered %zu\n", committed.size(),
-              committed.size() / static_cast<double>(seconds), heard.size(), missed);
+  std::printf("appends %zu (%.0f/s), %s %zu, not covered %zu\n", committed.size(),
+              committed.size() / static_cast<double>(seconds),
+              wait_mode ? "wait_for_position returns" : "notifications", heard.size(), missed);
   std::printf("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(0.50), pct(0.90), pct(0.99),
               latencies.empty() ? 0.0 : latencies.back());
   PQfinish(appender);

@@ -109,8 +109,11 @@ if [ -z "$ONLY" ] || [ "$ONLY" = notify ]; then
 
   g++ -std=c++17 -O2 -I"$(pg_config --includedir)" notify_latency.cpp -o ../build/notify_latency -lpq -pthread &&
     latency=$(../build/notify_latency --rate 1000 --seconds 10 "dbname=$DB" | tail -1)
+  wait_latency=$(../build/notify_latency --rate 1000 --seconds 10 --wait "dbname=$DB" | tail -1)
   echo "notification $latency (1000 appends/s)"
-  { echo; echo "Notification $latency, at 1,000 appends/s (bench/notify_latency.cpp)."; } >>"$OUT.tmp"
+  echo "wait_for_position $wait_latency (1000 appends/s)"
+  { echo; echo "Notification $latency, at 1,000 appends/s (bench/notify_latency.cpp).";
+    echo "wait_for_position (commit to return) $wait_latency, at 1,000 appends/s (notify_latency --wait)."; } >>"$OUT.tmp"
 fi
 {
   echo

@@ -80,6 +80,7 @@ extern char *ev_handler_arg(FunctionCallInfo fcinfo, size_t *len);	/* 22004; 220
 extern bool ev_debug_fail_tracker;
 extern int	ev_horizon_holder_pids(int *pids, int max);
 extern int64 ev_safe_position_at_own_commit(void);
+extern void ev_horizon_wake_waiters(void);	/* the notifier, after a round that moved it */
 extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
 extern Size ev_horizon_shmem_size(void);
 extern LWLock *ev_horizon_shmem_startup(void);

@@ -78,12 +78,26 @@ ev_horizon_set_listeners(bool (*publisher) (void), void (*moved) (void))
 	ev_moved = moved;
 }
 
+/*
+ * The horizon may have moved: tell the notifier. Waiters of wait_for_position are woken by the
+ * notifier after each of its rounds (ev_horizon_wake_waiters), coalesced as notifications are,
+ * so that twenty waiting sessions do not each wake at every commit; only a transaction with no
+ * notifier to do it wakes them itself.
+ */
 static void
-ev_horizon_moved(void)
+ev_horizon_moved(bool no_notifier)
 {
 	if (ev_moved)
 		ev_moved();
-	ConditionVariableBroadcast(&ev_shared->moved);	/* wait_for_position */
+	if (no_notifier)
+		ConditionVariableBroadcast(&ev_shared->moved);
+}
+
+void
+ev_horizon_wake_waiters(void)
+{
+	if (ev_shared != NULL)
+		ConditionVariableBroadcast(&ev_shared->moved);
 }
 
 /* Batches larger than this draw their positions in one step (ev_draw_positions). */
@@ -151,7 +165,7 @@ ev_publish_lowest(void)
  * positions), so a slot never holds the horizon past its transaction.
  */
 static void
-ev_end_of_transaction(void)
+ev_end_of_transaction(bool no_notifier)
 {
 	bool		slot_set = ev_shared != NULL && MyBackendId != InvalidBackendId &&
 		MyBackendId < ev_shared->nslots &&
@@ -163,7 +177,7 @@ ev_end_of_transaction(void)
 		ev_in_flight_clear(ev_tracker);
 	if (ev_shared != NULL && MyBackendId != InvalidBackendId && MyBackendId < ev_shared->nslots)
 		pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest, 0);
-	ev_horizon_moved();
+	ev_horizon_moved(no_notifier);
 }
 
 /*
@@ -218,9 +232,13 @@ ev_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			ev_publish_at_commit = false;
-			ev_end_of_transaction();
-			break;
+			{
+				bool		no_notifier = ev_publish_at_commit;
+
+				ev_publish_at_commit = false;
+				ev_end_of_transaction(no_notifier);
+				break;
+			}
 		default:
 			break;
 	}
@@ -245,7 +263,7 @@ ev_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				if (ev_in_flight_lowest(ev_tracker) != before)
 				{
 					ev_publish_lowest();
-					ev_horizon_moved();
+					ev_horizon_moved(ev_publish_at_commit);
 				}
 				break;
 			}
@@ -489,12 +507,15 @@ everest_in_flight_appends(PG_FUNCTION_ARGS)
 /*
  * wait_for_position(after, timeout_ms) (docs/topologies.md, "Waking up without LISTEN"):
  * safe_position() as soon as it is greater than `after`, or when the timeout passes. On a
- * primary, transactions whose positions leave flight broadcast a condition variable; a standby
- * or mirror has no such signal and looks at the published horizon every EV_STANDBY_POLL_MS. Cancellable
+ * primary, the notifier broadcasts a condition variable after each round in which the horizon
+ * moved (coalesced like notifications; without a notifier, the committing transaction does), and
+ * a waiter also looks again every EV_PRIMARY_RECHECK_MS; a standby or mirror has no such signal
+ * and looks at the published horizon every EV_STANDBY_POLL_MS. Cancellable
  * (the sleeps check for interrupts); a session whose own append is in flight below `after`
  * would wait for itself and gets 55000.
  */
 #define EV_STANDBY_POLL_MS 10
+#define EV_PRIMARY_RECHECK_MS 100	/* a bound should the notifier be gone */
 
 PG_FUNCTION_INFO_V1(everest_wait_for_position);
 Datum
@@ -539,7 +560,8 @@ everest_wait_for_position(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 		}
 		else
-			(void) ConditionVariableTimedSleep(&ev_shared->moved, remaining, PG_WAIT_EXTENSION);
+			(void) ConditionVariableTimedSleep(&ev_shared->moved, Min(remaining, EV_PRIMARY_RECHECK_MS),
+											   PG_WAIT_EXTENSION);
 	}
 	if (!standby)
 		ConditionVariableCancelSleep();

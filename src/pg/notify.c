@@ -285,6 +285,7 @@ ev_notifier_round(int64 last)
 		ev_error	err;
 
 		ev_publish_horizon(safe, true);
+		ev_horizon_wake_waiters();	/* wait_for_position, coalesced with notifications */
 		if (ev_notify_enabled)
 		{
 			if (!ev_render_notification(safe, payload, sizeof(payload), &err))
