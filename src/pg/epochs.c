@@ -68,6 +68,22 @@ ev_spi_int64(int row, int col)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
+/* The latest epoch row (SPI connected): whether there is one, its epoch, and whether it names
+ * this node (system identifier and timeline). */
+static void
+ev_read_latest_epoch(int64 sysid, TimeLineID tli, bool *have, int32 *epoch, bool *same_node)
+{
+	int			rc = SPI_execute_plan(ev_prepare(&plan_latest,
+												 "SELECT epoch::pg_catalog.int8, system_identifier, timeline::pg_catalog.int8 "
+												 "FROM everest.epochs ORDER BY epoch DESC LIMIT 1", 0, NULL),
+									  NULL, NULL, false, 1);
+
+	ev_spi_check(rc, "reading the epochs");
+	*have = SPI_processed == 1;
+	*epoch = *have ? (int32) ev_spi_int64(0, 1) : 0;
+	*same_node = *have && ev_spi_int64(0, 2) == sysid && ev_spi_int64(0, 3) == (int64) tli;
+}
+
 /*
  * Whether this node appends in the latest epoch, or no epoch is recorded yet. A promoted standby
  * or a mirror after cutover is not, until its first append starts the next epoch; until then its
@@ -80,8 +96,9 @@ ev_epoch_is_current(void)
 	const EvCatalog *cat;
 	int64		sysid;
 	TimeLineID	tli;
-	int			rc;
-	bool		have;
+	bool		have,
+				same;
+	int32		latest;
 
 	if (RecoveryInProgress())
 		return true;
@@ -94,14 +111,9 @@ ev_epoch_is_current(void)
 		return true;
 	ev_epochs_register(cat->epochs);
 	SPI_connect();
-	rc = SPI_execute_plan(ev_prepare(&plan_latest,
-									 "SELECT epoch::pg_catalog.int8, system_identifier, timeline::pg_catalog.int8 "
-									 "FROM everest.epochs ORDER BY epoch DESC LIMIT 1", 0, NULL),
-						  NULL, NULL, false, 1);
-	ev_spi_check(rc, "reading the epochs");
-	have = SPI_processed == 1;
+	ev_read_latest_epoch(sysid, tli, &have, &latest, &same);
 	ev_latest_exists = have;
-	ev_epoch_current = !have || (ev_spi_int64(0, 2) == sysid && ev_spi_int64(0, 3) == (int64) tli);
+	ev_epoch_current = !have || same;
 	SPI_finish();
 	ev_epoch_sysid = sysid;
 	ev_epoch_tli = tli;
@@ -135,14 +147,7 @@ ev_epoch_ensure(void)
 	SPI_connect();
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
-		rc = SPI_execute_plan(ev_prepare(&plan_latest,
-										 "SELECT epoch::pg_catalog.int8, system_identifier, timeline::pg_catalog.int8 "
-										 "FROM everest.epochs ORDER BY epoch DESC LIMIT 1", 0, NULL),
-							  NULL, NULL, false, 1);
-		ev_spi_check(rc, "reading the epochs");
-		facts.have_latest = SPI_processed == 1;
-		facts.latest_epoch = facts.have_latest ? (int32) ev_spi_int64(0, 1) : 0;
-		facts.same_node = facts.have_latest && ev_spi_int64(0, 2) == sysid && ev_spi_int64(0, 3) == (int64) tli;
+		ev_read_latest_epoch(sysid, tli, &facts.have_latest, &facts.latest_epoch, &facts.same_node);
 		if (facts.same_node || attempt == 1)
 			break;
 		/* Another node appended last, or none yet: one appender at a time decides. */

@@ -167,16 +167,16 @@ ev_publish_lowest(void)
 static void
 ev_end_of_transaction(bool no_notifier)
 {
-	bool		slot_set = ev_shared != NULL && MyBackendId != InvalidBackendId &&
-		MyBackendId < ev_shared->nslots &&
-		pg_atomic_read_u64(&ev_shared->slots[MyBackendId].lowest) != 0;
+	EvSlot	   *slot = ev_shared != NULL && MyBackendId != InvalidBackendId &&
+		MyBackendId < ev_shared->nslots ? &ev_shared->slots[MyBackendId] : NULL;
 
-	if (!slot_set && (ev_tracker == NULL || ev_in_flight_lowest(ev_tracker) == 0))
+	if ((slot == NULL || pg_atomic_read_u64(&slot->lowest) == 0) &&
+		(ev_tracker == NULL || ev_in_flight_lowest(ev_tracker) == 0))
 		return;
 	if (ev_tracker != NULL)
 		ev_in_flight_clear(ev_tracker);
-	if (ev_shared != NULL && MyBackendId != InvalidBackendId && MyBackendId < ev_shared->nslots)
-		pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest, 0);
+	if (slot != NULL)
+		pg_atomic_write_u64(&slot->lowest, 0);
 	ev_horizon_moved(no_notifier);
 }
 
