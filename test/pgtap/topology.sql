@@ -4,11 +4,12 @@
 -- Cross-session races are in test/isolation/specs/exactly_once_without_lease.spec and
 -- lease_fencing.spec; standbys and poolers in test/shell/standby.sh and pgbouncer.sh.
 SELECT 'taptopo' || substr(md5(random()::text || clock_timestamp()::text), 1, 12) AS h \gset
-SELECT first_position AS p1 FROM everest.append_event(:'h' || '-1', 'A') \gset
+-- ten positions to save checkpoints at (a save beyond anything assigned is EV006)
+SELECT last_position AS p1 FROM everest.append_events(:'h' || '-1', (SELECT jsonb_agg(jsonb_build_object('type', 'A')) FROM generate_series(1, 10))) \gset
 SELECT pg_sleep(0.05) IS NULL AS _ \gset
 
 BEGIN;
-SELECT plan(60);
+SELECT plan(62);
 SELECT set_config('tap.h', :'h', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.h(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS
     $f$ SELECT current_setting('tap.h') || suffix $f$;
@@ -85,6 +86,9 @@ SELECT throws_ok($$SELECT everest.acquire_lease(pg_temp.h(), NULL)$$, '22004', N
 SELECT throws_ok($$SELECT everest.acquire_lease('')$$, '22023', NULL, 'an empty handler name: 22023');
 SELECT throws_ok($$SELECT everest.renew_lease(pg_temp.h(), NULL)$$, '22004', NULL, 'renew_lease without a token: 22004');
 SELECT throws_ok($$SELECT everest.release_lease(pg_temp.h(), NULL)$$, '22004', NULL, 'release_lease without a token: 22004');
+SELECT throws_ok($$SELECT everest.save_handler_position(pg_temp.h(), 3, lease => 'not-a-token')$$, '22P02', NULL,
+                 'a malformed lease token: 22P02');
+SELECT throws_ok($$SELECT everest.renew_lease(pg_temp.h(), 'not-a-token')$$, '22P02', NULL, '... on renew_lease too');
 
 -- =============================================================================================
 -- Saves: member, expected_position, what this transaction read from
