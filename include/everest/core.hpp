@@ -254,6 +254,10 @@ struct SaveFacts {
 void check_save(const SaveFacts& f);
 // A member number given by a caller (NULL handled by the glue).
 void check_member(std::string_view handler, std::int32_t member);
+// read_handler_events' filters: `after` (a position, when given) and the `types` array (its
+// length and whether an element is NULL, when given).
+void check_handler_read(bool after_given, std::int64_t after, bool types_given, std::size_t n_types,
+                        bool types_have_null);
 // A lease time to live in microseconds.
 void check_lease_ttl(std::int64_t ttl_us, bool has_months);
 // wait_for_position: a timeout, and whether this session would wait for its own append.

@@ -243,6 +243,11 @@ bool ev_check_member(const char* handler, size_t len, int32_t member, ev_error* 
 
 int32_t ev_handler_members(void) { return kHandlerMembers; }
 
+bool ev_check_handler_read(bool after_given, int64_t after, bool types_given, size_t n_types,
+                           bool types_have_null, ev_error* err) {
+  return guarded(err, [&] { check_handler_read(after_given, after, types_given, n_types, types_have_null); });
+}
+
 bool ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error* err) {
   return guarded(err, [&] { check_lease_ttl(ttl_us, has_months); });
 }

@@ -54,6 +54,18 @@ void check_save(const SaveFacts& f) {
                 "Use everest.reset_handler() to rewind on purpose.");
 }
 
+void check_handler_read(bool after_given, std::int64_t after, bool types_given, std::size_t n_types,
+                        bool types_have_null) {
+  if (after_given && after < 0)
+    throw Error(sqlstate::invalid_parameter_value, "after must be >= 0, got " + std::to_string(after));
+  if (!types_given) return;
+  if (n_types == 0)
+    throw Error(sqlstate::invalid_parameter_value, "types must not be empty",
+                "An empty list would take no event.", "Pass NULL to take events of every type.");
+  if (types_have_null)
+    throw Error(sqlstate::null_value_not_allowed, "types must not contain NULL");
+}
+
 void check_lease_ttl(std::int64_t ttl_us, bool has_months) {
   if (has_months || ttl_us <= 0 || ttl_us > 86'400'000'000LL)
     throw Error(sqlstate::invalid_parameter_value,

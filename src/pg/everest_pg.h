@@ -120,6 +120,9 @@ extern void ev_notify_wake(void);
 extern void ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
 						 size_t stream_len, const char *category, size_t category_len,
 						 int64 from, bool forward, int64 max_count);
+extern void ev_read_types_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
+							   size_t stream_len, const char *category, size_t category_len,
+							   int64 from, int64 max_count, Datum types);
 extern ev_stream_kind ev_classify_read(const char *stream, size_t len, const char **category,
 									   size_t *category_len);
 

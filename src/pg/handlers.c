@@ -10,6 +10,7 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -215,6 +216,21 @@ ev_position_arg(FunctionCallInfo fcinfo, int argno)
 	return position;
 }
 
+/* A member argument: not NULL, and a member of the handler. */
+static int32
+ev_member_arg(FunctionCallInfo fcinfo, int argno, const char *handler, size_t len)
+{
+	int32		member;
+	ev_error	err;
+
+	if (argno >= PG_NARGS())
+		return 0;				/* a database still on 0.3.0: the old signature */
+	ev_require_arg(fcinfo, argno, "member");
+	member = PG_GETARG_INT32(argno);
+	ev_check(ev_check_member(handler, len, member, &err), &err);
+	return member;
+}
+
 PG_FUNCTION_INFO_V1(everest_handler_position);
 Datum
 everest_handler_position(PG_FUNCTION_ARGS)
@@ -223,6 +239,7 @@ everest_handler_position(PG_FUNCTION_ARGS)
 	char	   *handler = ev_handler_arg(fcinfo, &len);
 	int64		position;
 
+	(void) ev_member_arg(fcinfo, 1, handler, len);
 	SPI_connect();
 	position = ev_handler_checkpoint(handler, len, NULL, NULL);
 	SPI_finish();
@@ -238,27 +255,13 @@ everest_handler_state(PG_FUNCTION_ARGS)
 	Datum		state = (Datum) 0;
 	bool		state_null;
 
+	(void) ev_member_arg(fcinfo, 1, handler, len);
 	SPI_connect();
 	ev_handler_checkpoint(handler, len, &state, &state_null);
 	SPI_finish();
 	if (state_null)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(state);
-}
-
-/* A member argument: not NULL, and a member of the handler. */
-static int32
-ev_member_arg(FunctionCallInfo fcinfo, int argno, const char *handler, size_t len)
-{
-	int32		member;
-	ev_error	err;
-
-	if (argno >= PG_NARGS())
-		return 0;				/* a database still on 0.3.0: the old signature */
-	ev_require_arg(fcinfo, argno, "member");
-	member = PG_GETARG_INT32(argno);
-	ev_check(ev_check_member(handler, len, member, &err), &err);
-	return member;
 }
 
 /* Writes the checkpoint row (locked, or absent) and returns it; exists = false: someone else
@@ -421,23 +424,53 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 	size_t		category_len;
 	ev_stream_kind kind = ev_classify_read(source, source_len, &category, &category_len);
 	int64		max_count = ev_max_count_arg(fcinfo, 2);
-	int64		position;
+	int32		member = ev_member_arg(fcinfo, 3, handler, len);
+	bool		types_given = PG_NARGS() > 4 && !PG_ARGISNULL(4);
+	Datum		types = types_given ? PG_GETARG_DATUM(4) : (Datum) 0;
+	bool		after_given = PG_NARGS() > 5 && !PG_ARGISNULL(5);
+	int64		position = after_given ? PG_GETARG_INT64(5) : 0;
+	ev_error	err;
 
+	if (types_given)
+	{
+		ArrayType  *array = DatumGetArrayTypeP(types);
+
+		types = PointerGetDatum(array);
+		ev_check(ev_check_handler_read(after_given, position, true,
+									   ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)),
+									   array_contains_nulls(array), &err), &err);
+	}
+	else
+		ev_check(ev_check_handler_read(after_given, position, false, 0, false, &err), &err);
 	ev_require_horizon();
 	ev_require_read_committed();
-	SPI_connect();
+	if (!after_given)
 	{
-		EvCheckpoint cp = ev_handler_checkpoint_row(handler, len, false, NULL, NULL);
+		/* From the stored checkpoint, which a later save of this transaction compares with. */
+		SPI_connect();
+		{
+			EvCheckpoint cp = ev_handler_checkpoint_row(handler, len, false, NULL, NULL);
 
-		position = cp.position;
-		ev_record_checkpoint(handler, len, 0, cp, cp, false);
+			position = cp.position;
+			ev_record_checkpoint(handler, len, member, cp, cp, false);
+		}
+		SPI_finish();
 	}
-	SPI_finish();
-	/* Before position + 1: a checkpoint at the bigint maximum is beyond anything assigned. */
+	/* Before position++: a checkpoint at the bigint maximum is beyond anything assigned. */
 	ev_require_completed(position, -1);
 
-	ev_read_into(fcinfo, kind == EV_STREAM_REGULAR ? EV_STREAM_REGULAR_BY_POSITION : kind, source,
-				 source_len, category, category_len, position + 1, true, max_count);
+	if (position == PG_INT64_MAX)
+		max_count = 0;			/* nothing comes after it (where EV006 cannot know: a standby) */
+	else
+		position++;
+	if (kind == EV_STREAM_REGULAR)
+		kind = EV_STREAM_REGULAR_BY_POSITION;
+	if (types_given)
+		ev_read_types_into(fcinfo, kind, source, source_len, category, category_len, position,
+						   max_count, types);
+	else
+		ev_read_into(fcinfo, kind, source, source_len, category, category_len, position, true,
+					 max_count);
 	return (Datum) 0;
 }
 

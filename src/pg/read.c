@@ -30,6 +30,7 @@
 static SPIPlanPtr plan_stream_fwd, plan_stream_bwd;
 static SPIPlanPtr plan_all_fwd, plan_all_bwd;
 static SPIPlanPtr plan_cat_fwd, plan_cat_bwd, plan_stream_by_position;
+static SPIPlanPtr plan_all_types, plan_cat_types, plan_stream_types;
 
 ev_stream_kind
 ev_classify_read(const char *stream, size_t len, const char **category, size_t *category_len)
@@ -351,6 +352,60 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 				args[3] = Int64GetDatum(max_count);
 				break;
 			}
+	}
+	ev_run_into_result(fcinfo, plan, args);
+	SPI_finish();
+}
+
+/*
+ * A forward read by position (read_handler_events' source: $all, a category, or a regular stream
+ * by position) of the events whose type is one of `types` (a text[]), from `from` up to
+ * safe_position(). The filter is the query's: max_count counts the events taken.
+ */
+void
+ev_read_types_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, size_t stream_len,
+				   const char *category, size_t category_len, int64 from, int64 max_count, Datum types)
+{
+	Oid			argtypes[5] = {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID};
+	Datum		args[5];
+	SPIPlanPtr	plan;
+	int64		upto;
+
+	Assert(kind != EV_STREAM_REGULAR);
+	if (!ev_read_begin(fcinfo, kind, max_count, &upto))
+		return;
+	ev_require_completed(from - 1, upto);
+	if (from > upto)
+		return;
+	args[1] = Int64GetDatum(from);
+	args[2] = Int64GetDatum(upto);
+	args[3] = Int64GetDatum(max_count);
+	args[4] = types;
+	SPI_connect();
+	if (kind == EV_STREAM_ALL)
+	{
+		args[0] = (Datum) 0;	/* $1 is not used */
+		plan = ev_prepare(&plan_all_types, "SELECT " EV_EVENT_COLUMNS
+						  "WHERE position OPERATOR(pg_catalog.>=) $2 "
+						  "AND position OPERATOR(pg_catalog.<=) $3 AND type OPERATOR(pg_catalog.=) ANY ($5) "
+						  "ORDER BY position LIMIT $4", 5, argtypes);
+	}
+	else if (kind == EV_STREAM_REGULAR_BY_POSITION)
+	{
+		args[0] = PointerGetDatum(cstring_to_text_with_len(stream, stream_len));
+		plan = ev_prepare(&plan_stream_types, "SELECT " EV_EVENT_COLUMNS
+						  "WHERE stream OPERATOR(pg_catalog.=) $1 AND position OPERATOR(pg_catalog.>=) $2 "
+						  "AND position OPERATOR(pg_catalog.<=) $3 AND type OPERATOR(pg_catalog.=) ANY ($5) "
+						  "ORDER BY version LIMIT $4", 5, argtypes);
+	}
+	else
+	{
+		args[0] = PointerGetDatum(cstring_to_text_with_len(category, category_len));
+		plan = ev_prepare_opts(&plan_cat_types, "SELECT " EV_EVENT_COLUMNS
+							   "WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 "
+							   "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
+							   "AND type OPERATOR(pg_catalog.=) ANY ($5) ORDER BY position LIMIT $4",
+							   5, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	}
 	ev_run_into_result(fcinfo, plan, args);
 	SPI_finish();

@@ -22,8 +22,8 @@ INSERT INTO surface VALUES
  ('stream_version', 'stream text', 'bigint'),
  ('delete_stream', 'stream text, expected_version bigint, tombstone boolean', 'bigint'),
  ('safe_position', '', 'bigint'),
- ('handler_position', 'handler text', 'bigint'),
- ('handler_state', 'handler text', 'jsonb'),
+ ('handler_position', 'handler text, member integer', 'bigint'),
+ ('handler_state', 'handler text, member integer', 'jsonb'),
  ('save_handler_position', 'handler text, "position" bigint, member integer, lease uuid, expected_position bigint', 'void'),
  ('save_handler_state', 'handler text, "position" bigint, state jsonb, member integer, lease uuid, expected_position bigint', 'void'),
  ('wait_for_position', 'after bigint, timeout_ms integer', 'bigint'),
@@ -31,7 +31,7 @@ INSERT INTO surface VALUES
  ('renew_lease', 'handler text, lease uuid, ttl interval', 'boolean'),
  ('release_lease', 'handler text, lease uuid', 'boolean'),
  ('reset_handler', 'handler text, "position" bigint', 'void'),
- ('read_handler_events', 'handler text, source text, max_count integer', 'SETOF everest.recorded_event'),
+ ('read_handler_events', 'handler text, source text, max_count integer, member integer, types text[], after bigint', 'SETOF everest.recorded_event'),
  ('try_acquire_handler', 'handler text', 'boolean');
 
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'everest'::regnamespace AND p.proname = s.name),

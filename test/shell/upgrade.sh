@@ -94,6 +94,7 @@ SELECT everest.save_handler_state('projector', 2, '{"balance": 7}');
 GRANT USAGE ON SCHEMA everest TO ev_up_reader;
 GRANT SELECT ON everest.events TO ev_up_reader;
 GRANT EXECUTE ON FUNCTION everest.save_handler_position(text, bigint) TO ev_up_reader;
+GRANT EXECUTE ON FUNCTION everest.read_handler_events(text, text, integer), everest.handler_position(text) TO ev_up_reader;
 CREATE INDEX events_by_type ON everest.events (type);
 CREATE PUBLICATION ev_up_pub FOR TABLE everest.events;
 CREATE VIEW public.user_view AS SELECT stream, position FROM everest.events;
@@ -137,8 +138,13 @@ is "categories read as before" "$(q -d ev_up_data -c "SELECT count(*) FROM evere
 is "the user's grant on everest.events is kept" "$(q -d ev_up_data -c "SELECT has_table_privilege('ev_up_reader', 'everest.events', 'SELECT')")" "t"
 is "the EXECUTE grant on save_handler_position survives its replacement (0.4.0's new arguments)" \
   "$(q -d ev_up_data -c "SELECT has_function_privilege('ev_up_reader', 'everest.save_handler_position(text, bigint, integer, uuid, bigint)', 'EXECUTE')")" "t"
+is "the EXECUTE grants on read_handler_events and handler_position survive their replacement (0.5.0's new arguments)" \
+  "$(q -d ev_up_data -c "SELECT has_function_privilege('ev_up_reader', 'everest.read_handler_events(text, text, integer, integer, text[], bigint)', 'EXECUTE')
+                            AND has_function_privilege('ev_up_reader', 'everest.handler_position(text, integer)', 'EXECUTE')
+                            AND NOT has_function_privilege('ev_up_reader', 'everest.handler_state(text, integer)', 'EXECUTE')")" "t"
 is "old calls of the replaced functions keep working" \
-  "$(q -d ev_up_data -c "SELECT everest.save_handler_position('projector', 3)" -c "SELECT everest.save_handler_state('projector', 4, '{}')" -c "SELECT everest.handler_position('projector')" | tail -1)" "4"
+  "$(q -d ev_up_data -c "SELECT everest.save_handler_position('projector', 3)" -c "SELECT everest.save_handler_state('projector', 4, '{}')" -c "SELECT everest.handler_position('projector')" \
+       -c "SELECT count(*) FROM everest.read_handler_events('projector', '\$all', 10)" | tail -2 | tr '\n' ' ')" "4 10 "
 is "the user's index on everest.events is rebuilt" "$(q -d ev_up_data -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_by_type'")" \
   "CREATE INDEX events_by_type ON everest.events USING btree (type)"
 is "the publication still has everest.events" "$(q -d ev_up_data -c "SELECT string_agg(pubname, ',') FROM pg_publication_tables WHERE schemaname = 'everest' AND tablename = 'events'")" "ev_up_pub"
