@@ -6,10 +6,14 @@
 SELECT 'taptopo' || substr(md5(random()::text || clock_timestamp()::text), 1, 12) AS h \gset
 -- ten positions to save checkpoints at (a save beyond anything assigned is EV006)
 SELECT last_position AS p1 FROM everest.append_events(:'h' || '-1', (SELECT jsonb_agg(jsonb_build_object('type', 'A')) FROM generate_series(1, 10))) \gset
+-- three events of two types of the suite's own (h || 'B', h || 'C'), for the filters
+SELECT last_position AS p2 FROM everest.append_events(:'h' || '-2', jsonb_build_array(
+    jsonb_build_object('type', :'h' || 'B'), jsonb_build_object('type', :'h' || 'C'),
+    jsonb_build_object('type', :'h' || 'B'))) \gset
 SELECT pg_sleep(0.05) IS NULL AS _ \gset
 
 BEGIN;
-SELECT plan(62);
+SELECT plan(82);
 SELECT set_config('tap.h', :'h', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.h(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS
     $f$ SELECT current_setting('tap.h') || suffix $f$;
@@ -136,6 +140,51 @@ SELECT is((SELECT count(*) FROM everest.epochs WHERE lost_after IS NULL), 1::big
           'the store''s first append recorded its epoch, without a lost range');
 SELECT is((SELECT system_identifier FROM everest.epochs ORDER BY epoch DESC LIMIT 1),
           (SELECT system_identifier::bigint FROM pg_control_system()), '... naming this cluster');
+-- =============================================================================================
+-- read_handler_events' member, types and after (DESIGN.md section 10's signature; after is how a
+-- reader on a standby reads from the primary's checkpoint, docs/topologies.md)
+-- =============================================================================================
+SELECT set_config('tap.p2', :'p2', true) IS NOT NULL AS _ \gset
+CREATE FUNCTION pg_temp.taken(source text, types text[], max_count integer DEFAULT 100, after bigint DEFAULT NULL)
+    RETURNS text LANGUAGE sql AS $f$
+    SELECT coalesce(string_agg((position - current_setting('tap.p2')::bigint)::text || ':' ||
+                               substr(type, length(current_setting('tap.h')) + 1), ',' ORDER BY position), '')
+      FROM everest.read_handler_events(pg_temp.h('-t'), source, max_count, types => types, after => after) $f$;
+SELECT is(pg_temp.taken('$all', ARRAY[pg_temp.h('B')]), '-2:B,0:B', 'types: $all read, only the events of that type');
+SELECT is(pg_temp.taken('$ce-' || pg_temp.h(), ARRAY[pg_temp.h('B'), pg_temp.h('C')]), '-2:B,-1:C,0:B',
+          'types: a category read, every listed type, in position order');
+SELECT is(pg_temp.taken(pg_temp.h('-2'), ARRAY[pg_temp.h('C')]), '-1:C', 'types: a stream read');
+SELECT is(pg_temp.taken('$all', ARRAY[pg_temp.h('B')], 1), '-2:B', 'max_count counts the events taken, not those passed over');
+SELECT is(pg_temp.taken('$all', ARRAY[pg_temp.h('B')], 100, :p2 - 2), '0:B', 'after: the events after that position');
+SELECT is(pg_temp.taken(pg_temp.h('-2'), NULL, 100, :p2 - 1), '0:B', 'after on a stream source, without types');
+SELECT is(pg_temp.taken('$all', ARRAY['no such type ' || pg_temp.h()]), '', 'a type nobody appended: nothing');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-t'), types => '{}')$$, '22023',
+                 'types must not be empty', 'types: an empty array is 22023');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-t'), types => '{A,NULL}')$$, '22004',
+                 'types must not contain NULL', 'types: a NULL element is 22004');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-t'), after => -1)$$, '22023',
+                 'after must be >= 0, got -1', 'after < 0 is 22023');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-t'), after => everest.safe_position() + 1000000)$$,
+                 'EV006', NULL, 'after beyond anything assigned is EV006');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-t'), member => 1)$$, '22023', NULL,
+                 'read_handler_events of a member outside the group is 22023');
+SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-t'), member => NULL)$$, '22004', NULL,
+                 '... a NULL member is 22004');
+SELECT throws_ok($$SELECT everest.handler_position(pg_temp.h('-t'), 1)$$, '22023', NULL,
+                 'handler_position of a member outside the group is 22023');
+SELECT throws_ok($$SELECT everest.handler_state(pg_temp.h('-t'), NULL)$$, '22004', NULL,
+                 'handler_state with a NULL member is 22004');
+-- A read with after records nothing: the save's check is expected_position.
+SELECT lives_ok(format($$SELECT everest.save_handler_position(pg_temp.h('-a'), %s)$$, :p2 - 2), 'setup: a checkpoint');
+SELECT lives_ok($$SELECT everest.reset_handler(pg_temp.h('-a'), current_setting('tap.p2')::bigint - 2)$$,
+                'setup: ... reset to the same value (a read from it earlier would now be stale)');
+SELECT is((SELECT count(*) FROM everest.read_handler_events(pg_temp.h('-a'), pg_temp.h('-2'), after => :p2 - 2)), 2::bigint,
+          'a read with after');
+SELECT throws_ok(format($$SELECT everest.save_handler_position(pg_temp.h('-a'), %s, expected_position => %s)$$, :p2, :p2 - 1),
+                 'EV004', NULL, '... then a save whose expected_position is not the stored checkpoint: EV004');
+SELECT lives_ok(format($$SELECT everest.save_handler_position(pg_temp.h('-a'), %s, expected_position => %s)$$, :p2, :p2 - 2),
+                '... with the checkpoint it read after: saved');
+
 -- A lost range as a promotion records it (here by hand; test/shell/failover.sh does it for real).
 SELECT everest.safe_position() AS sp \gset
 INSERT INTO everest.epochs (epoch, first_position, lost_after, system_identifier, timeline)
@@ -155,3 +204,4 @@ SELECT throws_ok($$SELECT * FROM everest.read_handler_events(pg_temp.h('-lost'))
 SELECT * FROM finish();
 ROLLBACK;
 SELECT everest.delete_stream(:'h' || '-1') AS _ \gset
+SELECT everest.delete_stream(:'h' || '-2') AS _ \gset

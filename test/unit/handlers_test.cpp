@@ -114,3 +114,16 @@ TEST(CheckWait, TimeoutAndOwnAppend) {
   EXPECT_EQ(ErrorOf([] { everest::check_wait(11, 100, 12); }).sqlstate, "55000");
   EXPECT_EQ(ErrorOf([] { everest::check_wait(50, 100, 12); }).sqlstate, "55000");
 }
+
+TEST(CheckHandlerRead, AfterAndTypes) {
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(false, -7, false, 0, false); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(true, 0, false, 0, false); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(true, -1, false, 0, false); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(false, 0, true, 1, false); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(false, 0, true, 0, false); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(false, 0, true, 3, true); }).sqlstate, "22004");
+  // types not given: its count and NULLs are not looked at
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(false, 0, false, 0, true); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_handler_read(true, -1, true, 0, true); }).message,
+            "after must be >= 0, got -1");
+}
