@@ -81,6 +81,44 @@ for w in $WORKLOADS; do
     "$m_ev_cpu" "$m_base_cpu" "$m_cpu_ratio" >>"$OUT.tmp"
 done
 
+# wait_for_position: 8 clients appending while 20 sessions re-wait as soon as they return (A)
+# against the same appends alone (B). The waiters' own server CPU counts against the appends:
+# server CPU per append transaction, baseline / everest.
+run_waiters() {  # run_waiters WAITERS: "tps server-CPU-microseconds-per-append"
+  local c0 c1 out wp=
+  c0=$(children_ticks)
+  if [ "$1" -gt 0 ]; then
+    pgbench -n -c "$1" -j 1 -T "$SECONDS_EACH" -f workloads/rewait.sql $DB >/dev/null 2>&1 &
+    wp=$!
+  fi
+  out=$(pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_EACH" -f workloads/append_any.everest.sql $DB 2>/dev/null)
+  [ -n "$wp" ] && wait "$wp"
+  sleep 0.2
+  c1=$(children_ticks)
+  awk -v c0="${c0:-0}" -v c1="${c1:-0}" -v hz="$HZ" '
+    /number of transactions actually processed/ {n = $NF + 0}
+    /^tps = / && !t {t = $3}
+    END {printf "%s %.1f\n", t, (n > 0 && c1 > c0) ? (c1 - c0) * 1e6 / hz / n : 0}' <<<"$out"
+}
+if [ -z "$ONLY" ] || [ "$ONLY" = waiters ]; then
+  ev=() base=() ratios=() ev_cpu=() base_cpu=() cpu_ratios=()
+  for i in $(seq 1 "$PAIRS"); do
+    if [ $((i % 2)) -eq 1 ]; then a=$(run_waiters 20); b=$(run_waiters 0); else b=$(run_waiters 0); a=$(run_waiters 20); fi
+    read -r a a_cpu <<<"$a"; read -r b b_cpu <<<"$b"
+    ev+=("$a"); base+=("$b"); ev_cpu+=("$a_cpu"); base_cpu+=("$b_cpu")
+    ratios+=("$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+    cpu_ratios+=("$(awk -v a="${a_cpu:-0}" -v b="${b_cpu:-0}" 'BEGIN {printf "%.3f", (a > 0) ? b / a : 0}')")
+  done
+  m_ev=$(printf '%s\n' "${ev[@]}" | median); m_base=$(printf '%s\n' "${base[@]}" | median)
+  m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
+  m_ev_cpu=$(printf '%s\n' "${ev_cpu[@]}" | median); m_base_cpu=$(printf '%s\n' "${base_cpu[@]}" | median)
+  m_cpu_ratio=$(printf '%s\n' "${cpu_ratios[@]}" | median)
+  printf '%-16s %7s %10.0f %10.0f %7.2f %11.1f %11.1f %9.2f   (20 re-waiting sessions / none)\n' append_waiters 8 \
+    "$m_ev" "$m_base" "$m_ratio" "$m_ev_cpu" "$m_base_cpu" "$m_cpu_ratio"
+  printf '| append_any with 20 sessions re-waiting in wait_for_position vs none | 8 | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f |\n' \
+    "$m_ev" "$m_base" "$m_ratio" "$m_ev_cpu" "$m_base_cpu" "$m_cpu_ratio" >>"$OUT.tmp"
+fi
+
 # Notifications: 8 clients appending with a listener connected, notifications on (A) against
 # off (B); then the latency from an append's commit to the notification covering it.
 notify() {

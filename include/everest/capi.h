@@ -12,8 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Nothing here throws: C++ callers (the unit tests) see it, and a stray exception would end the
+ * process at the boundary instead of unwinding through C frames. */
 #ifdef __cplusplus
+#define EV_NOEXCEPT noexcept
 extern "C" {
+#else
+#define EV_NOEXCEPT
 #endif
 
 typedef struct ev_error
@@ -36,20 +41,20 @@ typedef enum ev_stream_kind
 /* Validates a stream name for a read; for a category stream sets category and category_len. */
 bool		ev_classify_stream_for_read(const char *name, size_t len, ev_stream_kind *kind,
 										const char **category, size_t *category_len,
-										ev_error *err);
+										ev_error *err) EV_NOEXCEPT;
 /* Validates a stream name for an append or a delete (regular streams only). */
-bool		ev_check_writable_stream(const char *name, size_t len, ev_error *err);
+bool		ev_check_writable_stream(const char *name, size_t len, ev_error *err) EV_NOEXCEPT;
 /* An append to a tombstoned stream (EV002), and a stored id met at insert time (EV003). */
-bool		ev_check_not_tombstoned(const char *stream, size_t len, bool tombstoned, ev_error *err);
-void		ev_duplicate_id_error(const char *detail, ev_error *err);
+bool		ev_check_not_tombstoned(const char *stream, size_t len, bool tombstoned, ev_error *err) EV_NOEXCEPT;
+void		ev_duplicate_id_error(const char *detail, ev_error *err) EV_NOEXCEPT;
 /* Validates a handler name (non-empty, at most 512 bytes). */
-bool		ev_check_handler_name(const char *name, size_t len, ev_error *err);
+bool		ev_check_handler_name(const char *name, size_t len, ev_error *err) EV_NOEXCEPT;
 
 /* Expected versions and counts. */
-bool		ev_check_expected_version_value(int64_t expected, ev_error *err);
+bool		ev_check_expected_version_value(int64_t expected, ev_error *err) EV_NOEXCEPT;
 bool		ev_check_expected_version(const char *stream, size_t len, int64_t expected,
-									  int64_t actual, ev_error *err);
-bool		ev_check_max_count(int64_t max_count, ev_error *err);
+									  int64_t actual, ev_error *err) EV_NOEXCEPT;
+bool		ev_check_max_count(int64_t max_count, ev_error *err) EV_NOEXCEPT;
 
 /* Event batches, fed element by element from jsonb. */
 typedef enum ev_json_kind
@@ -64,22 +69,22 @@ typedef enum ev_json_kind
 
 typedef struct ev_batch ev_batch;
 
-ev_batch   *ev_batch_new(ev_error *err);
-void		ev_batch_free(ev_batch *batch);
-bool		ev_batch_begin_event(ev_batch *batch, bool is_object, ev_error *err);
+ev_batch   *ev_batch_new(ev_error *err) EV_NOEXCEPT;
+void		ev_batch_free(ev_batch *batch) EV_NOEXCEPT;
+bool		ev_batch_begin_event(ev_batch *batch, bool is_object, ev_error *err) EV_NOEXCEPT;
 bool		ev_batch_field(ev_batch *batch, const char *key, size_t key_len, ev_json_kind kind,
-						   const char *text, size_t text_len, ev_error *err);
-bool		ev_batch_end_event(ev_batch *batch, ev_error *err);
-bool		ev_batch_finish(ev_batch *batch, ev_error *err);
-size_t		ev_batch_size(const ev_batch *batch);
+						   const char *text, size_t text_len, ev_error *err) EV_NOEXCEPT;
+bool		ev_batch_end_event(ev_batch *batch, ev_error *err) EV_NOEXCEPT;
+bool		ev_batch_finish(ev_batch *batch, ev_error *err) EV_NOEXCEPT;
+size_t		ev_batch_size(const ev_batch *batch) EV_NOEXCEPT;
 /* Event i's type (NUL-terminated, owned by the batch) and id; false when no id was given. */
-const char *ev_batch_type(const ev_batch *batch, size_t i, size_t *len);
-bool		ev_batch_id(const ev_batch *batch, size_t i, uint8_t out[16]);
-bool		ev_batch_has_client_ids(const ev_batch *batch);
+const char *ev_batch_type(const ev_batch *batch, size_t i, size_t *len) EV_NOEXCEPT;
+bool		ev_batch_id(const ev_batch *batch, size_t i, uint8_t out[16]) EV_NOEXCEPT;
+bool		ev_batch_has_client_ids(const ev_batch *batch) EV_NOEXCEPT;
 
 /* UUIDs. */
-void		ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]);
-void		ev_make_uuid_v7(uint64_t unix_ms, const uint8_t random_bytes[16], uint8_t out[16]);
+void		ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]) EV_NOEXCEPT;
+void		ev_make_uuid_v7(uint64_t unix_ms, const uint8_t random_bytes[16], uint8_t out[16]) EV_NOEXCEPT;
 
 /* Idempotent retries: `stored` holds what the store has under the batch's ids. */
 typedef struct ev_stored_event
@@ -100,17 +105,17 @@ typedef struct ev_append_result
 
 bool		ev_match_idempotent_retry(const char *stream, size_t len, const ev_batch *batch,
 									  int64_t expected, const ev_stored_event *stored,
-									  size_t n_stored, ev_append_result *out, ev_error *err);
+									  size_t n_stored, ev_append_result *out, ev_error *err) EV_NOEXCEPT;
 
 /* Positions in flight in this backend's transaction (one tracker per backend). */
 typedef struct ev_in_flight ev_in_flight;
 
-ev_in_flight *ev_in_flight_new(ev_error *err);
-bool		ev_in_flight_drawn(ev_in_flight *t, uint32_t subxact, int64_t first, ev_error *err);
-void		ev_in_flight_subcommit(ev_in_flight *t, uint32_t subxact, uint32_t parent);
-void		ev_in_flight_subabort(ev_in_flight *t, uint32_t subxact);
-void		ev_in_flight_clear(ev_in_flight *t);
-int64_t		ev_in_flight_lowest(const ev_in_flight *t);
+ev_in_flight *ev_in_flight_new(ev_error *err) EV_NOEXCEPT;
+bool		ev_in_flight_drawn(ev_in_flight *t, uint32_t subxact, int64_t first, ev_error *err) EV_NOEXCEPT;
+void		ev_in_flight_subcommit(ev_in_flight *t, uint32_t subxact, uint32_t parent) EV_NOEXCEPT;
+void		ev_in_flight_subabort(ev_in_flight *t, uint32_t subxact) EV_NOEXCEPT;
+void		ev_in_flight_clear(ev_in_flight *t) EV_NOEXCEPT;
+int64_t		ev_in_flight_lowest(const ev_in_flight *t) EV_NOEXCEPT;
 
 /* Handler saves, leases and waits (docs/topologies.md): facts in, decision out. */
 typedef struct ev_save_facts
@@ -129,13 +134,13 @@ typedef struct ev_save_facts
 	bool		moved_since_read;
 } ev_save_facts;
 
-bool		ev_check_save(const ev_save_facts *facts, ev_error *err);
-bool		ev_check_member(const char *handler, size_t len, int32_t member, ev_error *err);
-int32_t		ev_handler_members(void);
+bool		ev_check_save(const ev_save_facts *facts, ev_error *err) EV_NOEXCEPT;
+bool		ev_check_member(const char *handler, size_t len, int32_t member, ev_error *err) EV_NOEXCEPT;
+int32_t		ev_handler_members(void) EV_NOEXCEPT;
 bool		ev_check_handler_read(bool after_given, int64_t after, bool types_given, size_t n_types,
-									  bool types_have_null, ev_error *err);
-bool		ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error *err);
-bool		ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flight, ev_error *err);
+									  bool types_have_null, ev_error *err) EV_NOEXCEPT;
+bool		ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error *err) EV_NOEXCEPT;
+bool		ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flight, ev_error *err) EV_NOEXCEPT;
 
 /* Epochs (docs/topologies.md, "Failover"). */
 typedef struct ev_lost_range
@@ -165,13 +170,13 @@ typedef struct ev_epoch_plan
 	int64_t		sequence_to;
 } ev_epoch_plan;
 
-bool		ev_plan_epoch(const ev_epoch_facts *facts, ev_epoch_plan *plan, ev_error *err);
+bool		ev_plan_epoch(const ev_epoch_facts *facts, ev_epoch_plan *plan, ev_error *err) EV_NOEXCEPT;
 bool		ev_check_completed(int64_t checkpoint, const ev_lost_range *ranges, size_t n_ranges,
-							   bool know_assigned, int64_t last_assigned, ev_error *err);
+							   bool know_assigned, int64_t last_assigned, ev_error *err) EV_NOEXCEPT;
 
 /* Rendering and hashing. */
-bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err);
-uint64_t	ev_lock_key(const char *name, size_t len);	/* handler leases, stream locks */
+bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err) EV_NOEXCEPT;
+uint64_t	ev_lock_key(const char *name, size_t len) EV_NOEXCEPT;	/* handler leases, stream locks */
 
 #ifdef __cplusplus
 }

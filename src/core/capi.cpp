@@ -71,7 +71,7 @@ JsonKind to_kind(ev_json_kind kind) {
 extern "C" {
 
 bool ev_classify_stream_for_read(const char* name, size_t len, ev_stream_kind* kind,
-                                 const char** category, size_t* category_len, ev_error* err) {
+                                 const char** category, size_t* category_len, ev_error* err) noexcept {
   return guarded(err, [&] {
     StreamRef ref = classify_stream_for_read(std::string_view(name, len));
     *kind = ref.kind == StreamKind::all        ? EV_STREAM_ALL
@@ -82,80 +82,80 @@ bool ev_classify_stream_for_read(const char* name, size_t len, ev_stream_kind* k
   });
 }
 
-bool ev_check_writable_stream(const char* name, size_t len, ev_error* err) {
+bool ev_check_writable_stream(const char* name, size_t len, ev_error* err) noexcept {
   return guarded(err, [&] { check_writable_stream(std::string_view(name, len)); });
 }
 
-bool ev_check_expected_version_value(int64_t expected, ev_error* err) {
+bool ev_check_expected_version_value(int64_t expected, ev_error* err) noexcept {
   return guarded(err, [&] { check_expected_version_value(expected); });
 }
 
 bool ev_check_expected_version(const char* stream, size_t len, int64_t expected, int64_t actual,
-                               ev_error* err) {
+                               ev_error* err) noexcept {
   return guarded(err, [&] { check_expected_version(std::string_view(stream, len), expected, actual); });
 }
 
-bool ev_check_max_count(int64_t max_count, ev_error* err) {
+bool ev_check_max_count(int64_t max_count, ev_error* err) noexcept {
   return guarded(err, [&] { check_max_count(max_count); });
 }
 
-ev_batch* ev_batch_new(ev_error* err) {
+ev_batch* ev_batch_new(ev_error* err) noexcept {
   ev_batch* batch = nullptr;
   guarded(err, [&] { batch = new ev_batch(); });
   return batch;
 }
 
-void ev_batch_free(ev_batch* batch) { delete batch; }
+void ev_batch_free(ev_batch* batch) noexcept { delete batch; }
 
-bool ev_batch_begin_event(ev_batch* batch, bool is_object, ev_error* err) {
+bool ev_batch_begin_event(ev_batch* batch, bool is_object, ev_error* err) noexcept {
   return guarded(err, [&] { batch->validator.begin_event(is_object); });
 }
 
 bool ev_batch_field(ev_batch* batch, const char* key, size_t key_len, ev_json_kind kind,
-                    const char* text, size_t text_len, ev_error* err) {
+                    const char* text, size_t text_len, ev_error* err) noexcept {
   return guarded(err, [&] {
     batch->validator.field(std::string_view(key, key_len), to_kind(kind),
                            text ? std::string_view(text, text_len) : std::string_view());
   });
 }
 
-bool ev_batch_end_event(ev_batch* batch, ev_error* err) {
+bool ev_batch_end_event(ev_batch* batch, ev_error* err) noexcept {
   return guarded(err, [&] { batch->validator.end_event(); });
 }
 
-bool ev_batch_finish(ev_batch* batch, ev_error* err) {
+bool ev_batch_finish(ev_batch* batch, ev_error* err) noexcept {
   return guarded(err, [&] { batch->validator.finish(); });
 }
 
-size_t ev_batch_size(const ev_batch* batch) { return batch->validator.size(); }
+size_t ev_batch_size(const ev_batch* batch) noexcept { return batch->validator.size(); }
 
-const char* ev_batch_type(const ev_batch* batch, size_t i, size_t* len) {
+const char* ev_batch_type(const ev_batch* batch, size_t i, size_t* len) noexcept {
   const std::string& type = batch->validator.events()[i].type;
   *len = type.size();
   return type.c_str();
 }
 
-bool ev_batch_id(const ev_batch* batch, size_t i, uint8_t out[16]) {
+bool ev_batch_id(const ev_batch* batch, size_t i, uint8_t out[16]) noexcept {
   const auto& id = batch->validator.events()[i].id;
   if (!id) return false;
   std::memcpy(out, id->data(), 16);
   return true;
 }
 
-bool ev_batch_has_client_ids(const ev_batch* batch) {
+bool ev_batch_has_client_ids(const ev_batch* batch) noexcept {
   for (const ParsedEvent& e : batch->validator.events())
     if (e.id) return true;
   return false;
 }
 
-void ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]) {
+void ev_make_uuid_v4(const uint8_t random_bytes[16], uint8_t out[16]) noexcept {
   Uuid in;
   std::memcpy(in.data(), random_bytes, 16);
   Uuid v4 = make_uuid_v4(in);
   std::memcpy(out, v4.data(), 16);
 }
 
-void ev_make_uuid_v7(uint64_t unix_ms, const uint8_t random_bytes[16], uint8_t out[16]) {
+void ev_make_uuid_v7(uint64_t unix_ms, const uint8_t random_bytes[16], uint8_t out[16]) noexcept {
   Uuid in;
   std::memcpy(in.data(), random_bytes, 16);
   Uuid v7 = make_uuid_v7(unix_ms, in);
@@ -164,7 +164,7 @@ void ev_make_uuid_v7(uint64_t unix_ms, const uint8_t random_bytes[16], uint8_t o
 
 bool ev_match_idempotent_retry(const char* stream, size_t len, const ev_batch* batch,
                                int64_t expected, const ev_stored_event* stored, size_t n_stored,
-                               ev_append_result* out, ev_error* err) {
+                               ev_append_result* out, ev_error* err) noexcept {
   return guarded(err, [&] {
     std::vector<std::optional<Uuid>> requested;
     requested.reserve(batch->validator.size());
@@ -185,28 +185,28 @@ bool ev_match_idempotent_retry(const char* stream, size_t len, const ev_batch* b
   });
 }
 
-ev_in_flight* ev_in_flight_new(ev_error* err) {
+ev_in_flight* ev_in_flight_new(ev_error* err) noexcept {
   ev_in_flight* t = nullptr;
   guarded(err, [&] { t = new ev_in_flight(); });
   return t;
 }
 
-bool ev_in_flight_drawn(ev_in_flight* t, uint32_t subxact, int64_t first, ev_error* err) {
+bool ev_in_flight_drawn(ev_in_flight* t, uint32_t subxact, int64_t first, ev_error* err) noexcept {
   return guarded(err, [&] { t->positions.drawn(subxact, first); });
 }
 
 // These three only shrink the vector or rewrite an entry; they allocate nothing and cannot throw.
-void ev_in_flight_subcommit(ev_in_flight* t, uint32_t subxact, uint32_t parent) {
+void ev_in_flight_subcommit(ev_in_flight* t, uint32_t subxact, uint32_t parent) noexcept {
   t->positions.subcommit(subxact, parent);
 }
 
-void ev_in_flight_subabort(ev_in_flight* t, uint32_t subxact) { t->positions.subabort(subxact); }
+void ev_in_flight_subabort(ev_in_flight* t, uint32_t subxact) noexcept { t->positions.subabort(subxact); }
 
-void ev_in_flight_clear(ev_in_flight* t) { t->positions.clear(); }
+void ev_in_flight_clear(ev_in_flight* t) noexcept { t->positions.clear(); }
 
-int64_t ev_in_flight_lowest(const ev_in_flight* t) { return t->positions.lowest(); }
+int64_t ev_in_flight_lowest(const ev_in_flight* t) noexcept { return t->positions.lowest(); }
 
-bool ev_render_notification(int64_t position, char* buf, size_t buflen, ev_error* err) {
+bool ev_render_notification(int64_t position, char* buf, size_t buflen, ev_error* err) noexcept {
   return guarded(err, [&] {
     std::string payload = render_notification(position);
     if (payload.size() + 1 > buflen) throw Error(sqlstate::internal_error, "payload buffer too small");
@@ -214,12 +214,12 @@ bool ev_render_notification(int64_t position, char* buf, size_t buflen, ev_error
   });
 }
 
-uint64_t ev_lock_key(const char* handler, size_t len) {
+uint64_t ev_lock_key(const char* handler, size_t len) noexcept {
   return lock_key(std::string_view(handler, len));
 }
 
 
-bool ev_check_save(const ev_save_facts* facts, ev_error* err) {
+bool ev_check_save(const ev_save_facts* facts, ev_error* err) noexcept {
   return guarded(err, [&] {
     SaveFacts f;
     f.handler = std::string_view(facts->handler, facts->handler_len);
@@ -237,26 +237,26 @@ bool ev_check_save(const ev_save_facts* facts, ev_error* err) {
   });
 }
 
-bool ev_check_member(const char* handler, size_t len, int32_t member, ev_error* err) {
+bool ev_check_member(const char* handler, size_t len, int32_t member, ev_error* err) noexcept {
   return guarded(err, [&] { check_member(std::string_view(handler, len), member); });
 }
 
-int32_t ev_handler_members(void) { return kHandlerMembers; }
+int32_t ev_handler_members(void) noexcept { return kHandlerMembers; }
 
 bool ev_check_handler_read(bool after_given, int64_t after, bool types_given, size_t n_types,
-                           bool types_have_null, ev_error* err) {
+                           bool types_have_null, ev_error* err) noexcept {
   return guarded(err, [&] { check_handler_read(after_given, after, types_given, n_types, types_have_null); });
 }
 
-bool ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error* err) {
+bool ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error* err) noexcept {
   return guarded(err, [&] { check_lease_ttl(ttl_us, has_months); });
 }
 
-bool ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flight, ev_error* err) {
+bool ev_check_wait(int64_t after, int64_t timeout_ms, int64_t own_lowest_in_flight, ev_error* err) noexcept {
   return guarded(err, [&] { check_wait(after, timeout_ms, own_lowest_in_flight); });
 }
 
-bool ev_plan_epoch(const ev_epoch_facts* facts, ev_epoch_plan* plan, ev_error* err) {
+bool ev_plan_epoch(const ev_epoch_facts* facts, ev_epoch_plan* plan, ev_error* err) noexcept {
   return guarded(err, [&] {
     EpochFacts f;
     f.have_latest = facts->have_latest;
@@ -277,7 +277,7 @@ bool ev_plan_epoch(const ev_epoch_facts* facts, ev_epoch_plan* plan, ev_error* e
 }
 
 bool ev_check_completed(int64_t checkpoint, const ev_lost_range* ranges, size_t n_ranges,
-                        bool know_assigned, int64_t last_assigned, ev_error* err) {
+                        bool know_assigned, int64_t last_assigned, ev_error* err) noexcept {
   return guarded(err, [&] {
     static_assert(sizeof(ev_lost_range) == sizeof(LostRange), "same layout");
     check_completed(checkpoint, reinterpret_cast<const LostRange*>(ranges), n_ranges, know_assigned,
@@ -285,15 +285,15 @@ bool ev_check_completed(int64_t checkpoint, const ev_lost_range* ranges, size_t 
   });
 }
 
-bool ev_check_handler_name(const char* name, size_t len, ev_error* err) {
+bool ev_check_handler_name(const char* name, size_t len, ev_error* err) noexcept {
   return guarded(err, [&] { check_handler_name(std::string_view(name, len)); });
 }
 
-bool ev_check_not_tombstoned(const char* stream, size_t len, bool tombstoned, ev_error* err) {
+bool ev_check_not_tombstoned(const char* stream, size_t len, bool tombstoned, ev_error* err) noexcept {
   return guarded(err, [&] { check_not_tombstoned(std::string_view(stream, len), tombstoned); });
 }
 
-void ev_duplicate_id_error(const char* detail, ev_error* err) {
+void ev_duplicate_id_error(const char* detail, ev_error* err) noexcept {
   guarded(err, [&] { throw duplicate_id_error(detail ? detail : ""); });
 }
 
