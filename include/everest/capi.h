@@ -174,6 +174,28 @@ bool		ev_plan_epoch(const ev_epoch_facts *facts, ev_epoch_plan *plan, ev_error *
 bool		ev_check_completed(int64_t checkpoint, const ev_lost_range *ranges, size_t n_ranges,
 							   bool know_assigned, int64_t last_assigned, ev_error *err) EV_NOEXCEPT;
 
+/* The window of a read: false when there is nothing to read; *upto may be lowered. */
+bool		ev_read_window(bool forward, int64_t from, int64_t *upto) EV_NOEXCEPT;
+
+/* The notifier's pacing after a round. */
+typedef struct ev_notifier_facts
+{
+	bool		moved;
+	bool		woken;
+	bool		holders_seen;
+	bool		idle_timeout_enforced;
+	int64_t		ms_since_work;
+	int			min_interval_ms;
+} ev_notifier_facts;
+typedef struct ev_notifier_step
+{
+	bool		worked;
+	bool		leave;
+	int			pause_ms;
+} ev_notifier_step;
+void		ev_plan_notifier_step(const ev_notifier_facts *facts, ev_notifier_step *step) EV_NOEXCEPT;
+int			ev_notifier_idle_ms(void) EV_NOEXCEPT;
+
 /* Rendering and hashing. */
 bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err) EV_NOEXCEPT;
 uint64_t	ev_lock_key(const char *name, size_t len) EV_NOEXCEPT;	/* handler leases, stream locks */

@@ -219,6 +219,37 @@ class InFlightPositions {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Read windows and the notifier's pacing (src/core/policy.cpp)
+// ---------------------------------------------------------------------------------------------
+
+// A read from `from` (a version, or a position; backward, -1 means from the end) that may return
+// nothing above `upto` (safe_position() for positions, the bigint maximum for versions).
+struct ReadWindow {
+  std::int64_t from;
+  std::int64_t upto;  // the highest version or position the read returns
+  bool empty;         // nothing to read
+};
+ReadWindow read_window(bool forward, std::int64_t from, std::int64_t upto);
+
+// The notifier leaves after this long without work (so DROP DATABASE is not blocked for long).
+inline constexpr int kNotifierIdleMs = 2000;
+
+struct NotifierFacts {
+  bool moved = false;                  // the round published a higher horizon
+  bool woken = false;                  // an appender set the notifier's latch
+  bool holders_seen = false;           // sessions hold positions in flight
+  bool idle_timeout_enforced = false;  // everest.horizon_idle_timeout > 0: someone must watch them
+  std::int64_t ms_since_work = 0;      // since the last round with work
+  int min_interval_ms = 0;             // everest.notify_min_interval_ms
+};
+struct NotifierStep {
+  bool worked = false;  // the round counts as work (resets the idle clock)
+  bool leave = false;   // idle long enough: exit
+  int pause_ms = 0;     // sleep this long before the next round, whatever wakes it
+};
+NotifierStep notifier_step(const NotifierFacts& f);
+
+// ---------------------------------------------------------------------------------------------
 // Rendering and hashing
 // ---------------------------------------------------------------------------------------------
 

@@ -297,4 +297,26 @@ void ev_duplicate_id_error(const char* detail, ev_error* err) noexcept {
   guarded(err, [&] { throw duplicate_id_error(detail ? detail : ""); });
 }
 
+bool ev_read_window(bool forward, int64_t from, int64_t* upto) noexcept {
+  const ReadWindow w = read_window(forward, from, *upto);
+  *upto = w.upto;
+  return !w.empty;
+}
+
+void ev_plan_notifier_step(const ev_notifier_facts* facts, ev_notifier_step* step) noexcept {
+  NotifierFacts f;
+  f.moved = facts->moved;
+  f.woken = facts->woken;
+  f.holders_seen = facts->holders_seen;
+  f.idle_timeout_enforced = facts->idle_timeout_enforced;
+  f.ms_since_work = facts->ms_since_work;
+  f.min_interval_ms = facts->min_interval_ms;
+  const NotifierStep s = notifier_step(f);
+  step->worked = s.worked;
+  step->leave = s.leave;
+  step->pause_ms = s.pause_ms;
+}
+
+int ev_notifier_idle_ms(void) noexcept { return kNotifierIdleMs; }
+
 }  // extern "C"

@@ -10,8 +10,9 @@
  * a burst of 10,000 appends produces a few dozen. Its position is safe by construction: it is
  * the horizon itself.
  *
- * A notifier idles out after EV_NOTIFIER_IDLE_MS without work (so DROP DATABASE, which waits a
- * few seconds for other sessions to leave, is not blocked), and the next append starts it again.
+ * A notifier idles out after ev_notifier_idle_ms() without work (so DROP DATABASE, which waits a
+ * few seconds for other sessions to leave, is not blocked), and the next append starts it again;
+ * the core decides its pacing (src/core/policy.cpp).
  * After a restart shared memory is new and the first append starts it again.
  */
 #include "everest_pg.h"
@@ -35,7 +36,6 @@
 #include "utils/timestamp.h"
 
 #define EV_MAX_NOTIFIERS 64
-#define EV_NOTIFIER_IDLE_MS 2000
 #define EV_NOTIFIER_START_TIMEOUT_MS 10000
 
 typedef struct EvNotifier
@@ -332,9 +332,11 @@ everest_notifier_main(Datum arg)
 	{
 		int64		before = last;
 		int			rc;
+		ev_notifier_facts facts;
+		ev_notifier_step step;
 
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   EV_NOTIFIER_IDLE_MS / 4, PG_WAIT_EXTENSION);
+					   ev_notifier_idle_ms() / 4, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -344,16 +346,19 @@ everest_notifier_main(Datum arg)
 		}
 
 		last = ev_notifier_round(last);
-		if (last != before || (rc & WL_LATCH_SET))
+		facts.moved = last != before;
+		facts.woken = (rc & WL_LATCH_SET) != 0;
+		facts.holders_seen = ev_holders_seen;
+		facts.idle_timeout_enforced = ev_horizon_idle_timeout_ms > 0;
+		facts.ms_since_work = TimestampDifferenceMilliseconds(last_work, GetCurrentTimestamp());
+		facts.min_interval_ms = ev_notify_min_interval_ms;
+		ev_plan_notifier_step(&facts, &step);
+		if (step.worked)
 			last_work = GetCurrentTimestamp();
-		else if (!(ev_holders_seen && ev_horizon_idle_timeout_ms > 0) &&
-				 TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), EV_NOTIFIER_IDLE_MS))
+		else if (step.leave)
 			proc_exit(0);		/* idle: leave the database; the next append starts us again */
-
-		/* Coalesce: commits that arrive during the pause are announced together. */
-		if (last != before && ev_notify_min_interval_ms > 0)
-			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 ev_notify_min_interval_ms, PG_WAIT_EXTENSION);
+		if (step.pause_ms > 0)	/* coalesce: what commits meanwhile is announced together */
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, step.pause_ms, PG_WAIT_EXTENSION);
 	}
 }
 

@@ -273,9 +273,7 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 	/* A forward read of positions starts after a checkpoint: EV006 if it was never completed. */
 	if (forward && kind != EV_STREAM_REGULAR)
 		ev_require_completed(from - 1, upto);
-	if (!forward && from >= 0 && from < upto)
-		upto = from;
-	if (forward && from > upto)
+	if (!ev_read_window(forward, from, &upto))
 		return;
 	if (ev_read_direct(fcinfo, kind, stream, stream_len, from, upto, forward, false, max_count))
 		return;
@@ -375,7 +373,7 @@ ev_read_types_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *str
 	if (!ev_read_begin(fcinfo, kind, max_count, &upto))
 		return;
 	ev_require_completed(from - 1, upto);
-	if (from > upto)
+	if (!ev_read_window(true, from, &upto))
 		return;
 	args[1] = Int64GetDatum(from);
 	args[2] = Int64GetDatum(upto);
@@ -435,7 +433,7 @@ ev_read_one(FunctionCallInfo fcinfo, const char *stream, size_t len, int64 at)
 		/* one equality lookup */
 		int64		upto;
 
-		if (ev_read_begin(fcinfo, kind, 1, &upto) && at <= upto)
+		if (ev_read_begin(fcinfo, kind, 1, &upto) && ev_read_window(true, at, &upto))
 			(void) ev_read_direct(fcinfo, kind, stream, len, at, upto, true, true, 1);
 		return;
 	}

@@ -127,3 +127,45 @@ TEST(CheckHandlerRead, AfterAndTypes) {
   EXPECT_EQ(ErrorOf([] { everest::check_handler_read(true, -1, true, 0, true); }).message,
             "after must be >= 0, got -1");
 }
+
+TEST(ReadWindow, ForwardBackwardAndTheHorizon) {
+  // forward: from the start up to the horizon; empty past it
+  auto w = everest::read_window(true, 5, 10);
+  EXPECT_EQ(w.upto, 10);
+  EXPECT_FALSE(w.empty);
+  EXPECT_FALSE(everest::read_window(true, 10, 10).empty);
+  EXPECT_TRUE(everest::read_window(true, 11, 10).empty);
+  // backward: from `from` down, never above the horizon; -1 from the horizon
+  EXPECT_EQ(everest::read_window(false, 5, 10).upto, 5);
+  EXPECT_EQ(everest::read_window(false, 50, 10).upto, 10);
+  EXPECT_EQ(everest::read_window(false, -1, 10).upto, 10);
+  EXPECT_FALSE(everest::read_window(false, 50, 10).empty);
+}
+
+TEST(NotifierStep, CoalescesAndLeavesWhenIdle) {
+  everest::NotifierFacts f;
+  f.moved = true;
+  f.min_interval_ms = 10;
+  auto s = everest::notifier_step(f);
+  EXPECT_TRUE(s.worked);
+  EXPECT_FALSE(s.leave);
+  EXPECT_EQ(s.pause_ms, 10);  // after a move: pause, so that the next commits come together
+  f.min_interval_ms = 0;
+  EXPECT_EQ(everest::notifier_step(f).pause_ms, 0);
+  f = {};
+  f.woken = true;  // woken without a move (an abort): work, no pause
+  s = everest::notifier_step(f);
+  EXPECT_TRUE(s.worked);
+  EXPECT_EQ(s.pause_ms, 0);
+  f = {};
+  f.ms_since_work = everest::kNotifierIdleMs - 1;
+  EXPECT_FALSE(everest::notifier_step(f).leave);
+  f.ms_since_work = everest::kNotifierIdleMs;
+  EXPECT_TRUE(everest::notifier_step(f).leave);
+  // sessions hold the horizon and everest.horizon_idle_timeout is on: stay to enforce it
+  f.holders_seen = true;
+  f.idle_timeout_enforced = true;
+  EXPECT_FALSE(everest::notifier_step(f).leave);
+  f.idle_timeout_enforced = false;
+  EXPECT_TRUE(everest::notifier_step(f).leave);
+}
