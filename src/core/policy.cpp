@@ -1,5 +1,5 @@
-// Small decisions the glue used to make itself: the window of a read (docs/README.md, "Reads")
-// and the notifier's pacing (docs/README.md, "Notifications").
+// Small decisions the glue used to make itself: the window of a read (README.md, "Reading")
+// and the notifier's pacing (README.md, "Notifications and the subscriber protocol").
 #include "everest/core.hpp"
 
 #include <algorithm>
