@@ -21,6 +21,21 @@
 //   reconnect with backoff (100 ms doubling to 5 s, reset after a successful round), resume from
 //   the stored checkpoint. stop() and once release the lease (release_lease).
 //
+// With readFrom (--read-from READER, a hot standby or a mirror; everest 0.5.0 on both) the events
+// are read on READER and everything else stays on the main connection, the primary: leases,
+// fromStart, apply, saves and COMMIT. The reader gets single autocommit statements (unnamed), no
+// session state. Step 3 becomes: BEGIN (primary); cp = SELECT everest.handler_position(handler,
+// m) (primary, in that transaction); SELECT everest.safe_position() and SELECT * FROM
+// everest.read_handler_events(handler, source, batch, member => m, after => cp) (reader); apply
+// each event (primary); save_handler_position(handler, last position, member => m, lease =>
+// token, expected_position => cp) (primary; no lease with lease 'session'); COMMIT. A read with
+// `after` records nothing for the save to check, so expected_position is what keeps each event
+// applied once; EV004 from it: roll back, read again. After an empty batch it waits with
+// SELECT everest.wait_for_position(the larger of cp and that safe_position, pollMs) on the
+// reader, whatever wake says (LISTEN cannot work on a standby). A reader that lags or whose
+// replay is paused only delays, never errors. A lost reader connection is handled like a lost
+// primary one: both are closed and opened again, with backoff.
+//
 // As a library:
 //
 //   const { subscribe } = require('./subscriber');
@@ -28,6 +43,7 @@
 //     connection: { host: '/var/run/postgresql', database: 'app' },  // or a connection string
 //     handler: 'balances',
 //     wake: 'wait',                                  // through PgBouncer or on a standby
+//     readFrom: { host: 'standby', database: 'app' },  // optional: read the events there
 //     apply: async (client, event) => {            // runs inside the checkpoint's transaction
 //       await client.query('UPDATE ... WHERE stream = $1', [event.stream]);
 //     },
@@ -39,7 +55,8 @@
 //
 //   node subscriber.js --handler NAME [--source '$all'] [--batch 500] [--poll-ms 1000]
 //                      [--apply SQL] [--from-start] [--once] [--quiet]
-//                      [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNECTION]
+//                      [--wake listen|wait] [--lease table|session] [--lease-ttl 30]
+//                      [--read-from READER_CONNECTION] [CONNECTION]
 
 const net = require('net');
 const { Client, Query } = require('pg');
@@ -48,6 +65,15 @@ const READ_SQL =
   'SELECT stream, version, position, id, type, data, metadata, ' +
   "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at " +
   'FROM everest.read_handler_events($1, $2, $3)';
+// readFrom: read on the reader after the checkpoint read on the primary; the save checks that
+// checkpoint (the lease is NULL with lease 'session').
+const READ_AFTER_SQL =
+  'SELECT stream, version, position, id, type, data, metadata, ' +
+  "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at " +
+  'FROM everest.read_handler_events($1, $2, $3, member => $4::integer, after => $5::bigint)';
+const SAVE_EXPECTED_SQL =
+  'SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid, ' +
+  'expected_position => $5::bigint)';
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
@@ -96,6 +122,12 @@ function sendCancel(client) {
   });
 }
 
+// Errors of the reader's connection (readFrom) say so in the log.
+function readerError(err) {
+  if (err && typeof err.message === 'string' && !err.message.startsWith('reader: ')) err.message = `reader: ${err.message}`;
+  return err;
+}
+
 function toEvent(row) {
   const number = (text) => {
     const n = Number(text);
@@ -122,6 +154,7 @@ class Subscriber {
     this.batchSize = options.batchSize || 500;
     this.pollMs = options.pollMs || 1000;
     this.connection = options.connection;
+    this.readFrom = options.readFrom || null;    // the reader's connection (a hot standby), or null
     this.apply = options.apply || null;          // async (client, event) => void, in the transaction
     this.onBatch = options.onBatch || null;      // async (events) => void, before COMMIT
     this.once = !!options.once;
@@ -138,6 +171,7 @@ class Subscriber {
     this.client = null;      // the client in use
     this.notified = false;
     this.backoffMs = BACKOFF_MIN_MS;
+    this.loggedReaderWake = false;
   }
 
   stop() {
@@ -199,14 +233,29 @@ class Subscriber {
         if (msg.channel === 'everest' && current()) { this.notified = true; this.poke(); }
       });
       this.client = client;
+      // readFrom: the reader's connection; its loss ends the session as the primary's does.
+      const reader = this.readFrom ? new Client(this.readFrom) : null;
+      if (reader) {
+        reader.on('error', (err) => { state.broken = true; state.error = readerError(err); if (current()) this.poke(); });
+        reader.on('end', () => { state.broken = true; if (current()) this.poke(); });
+      }
       let outcome;
       let failure = null;
       let kind = null;
       try {
         await client.connect();
+        if (reader) {
+          try {
+            await reader.connect();
+          } catch (err) {
+            err.message = `cannot connect to the reader (readFrom): ${err.message}`;
+            throw err;
+          }
+        }
         this.log(connectedOnce ? 'reconnected' : 'connected');
+        if (reader) this.log(`reading events on the reader: database ${reader.database} on ${reader.host} port ${reader.port} (readFrom)`);
         connectedOnce = true;
-        outcome = await this.session(client, state);
+        outcome = await this.session(client, state, reader);
         if (outcome === 'lost') failure = state.error || new Error('connection lost');
       } catch (err) {
         failure = err;
@@ -217,6 +266,7 @@ class Subscriber {
       // Ends the session, and with it the lease (bounded: end() of a half-open client may never
       // settle).
       await Promise.race([client.end().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
+      if (reader) await Promise.race([reader.end().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
       if (outcome === 'done') return;
       if (failure === null) break;   // stopped
       const text = `${failure.code ? failure.code + ': ' : ''}${failure.message}`;
@@ -245,6 +295,26 @@ class Subscriber {
     }
     if (this.wakeWait && !this.hasWait) {
       this.log(`everest.wait_for_position is not available (everest before 0.4.0): polling every ${this.pollMs} ms`);
+    }
+  }
+
+  // readFrom: the reader reads with `after` and waits, the primary saves with expected_position
+  // (everest 0.5.0). Without them: a fatal error.
+  async checkReader(client, reader) {
+    const fatal = (message) => { const err = new Error(message); err.fatal = true; return err; };
+    let { rows } = await reader.query(
+      "SELECT pg_catalog.to_regprocedure('everest.read_handler_events(text,text,integer,integer,text[],bigint)') " +
+      "IS NOT NULL AND pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL AS ok");
+    if (!rows[0].ok) {
+      throw fatal("readFrom: the reader's database has no everest.read_handler_events(..., after) " +
+                  '(everest 0.5.0 or later is needed there)');
+    }
+    ({ rows } = await client.query(
+      "SELECT pg_catalog.to_regprocedure('everest.save_handler_position(text,bigint,integer,uuid,bigint)') " +
+      "IS NOT NULL AND pg_catalog.to_regprocedure('everest.handler_position(text,integer)') IS NOT NULL AS ok"));
+    if (!rows[0].ok) {
+      throw fatal('readFrom: the primary\'s everest has no save_handler_position(..., expected_position) ' +
+                  '(everest 0.5.0 or later is needed)');
     }
   }
 
@@ -339,9 +409,11 @@ class Subscriber {
     }
   }
 
-  // One connection's life. Returns 'done' (once, caught up), 'stop', or 'lost'.
-  async session(client, state) {
+  // One connection's life (with its reader, readFrom). Returns 'done' (once, caught up), 'stop',
+  // or 'lost'.
+  async session(client, state, reader) {
     await this.checkServer(client);
+    if (reader) await this.checkReader(client, reader);
     let taken = await this.takeLease(client, state);
     if (taken !== 'ok') return taken;
     if (this.fromStart) {
@@ -350,7 +422,13 @@ class Subscriber {
       this.log('fromStart: handler rewound to position 0');
     }
     this.waiting = this.wakeWait && this.hasWait;
-    if (!this.wakeWait) {
+    if (reader) {
+      if (!this.wakeWait && !this.loggedReaderWake) {
+        this.log('readFrom: LISTEN cannot wake a reader on a hot standby; waking with wait_for_position on the reader');
+      }
+      this.loggedReaderWake = true;
+      this.waiting = true;
+    } else if (!this.wakeWait) {
       try {
         await client.query('LISTEN everest');
       } catch (err) {
@@ -371,7 +449,7 @@ class Subscriber {
           err.severity = 'ERROR';
           throw err;
         }
-        count = await this.round(client, state);
+        count = await this.round(client, state, reader);
       } catch (err) {
         const kind = err.fatal ? 'fatal' : classify(err, state.broken);
         if (kind === 'moved') {
@@ -399,7 +477,12 @@ class Subscriber {
       if (count > 0) continue;
       if (this.once) return 'done';
       const ms = Math.min(this.pollMs, this.msUntilRenewal());
-      if (ms > 0 && this.waiting) {
+      if (ms > 0 && reader) {
+        // Nothing after cp shows on the reader before its horizon passes cp (a lagging reader
+        // may still be below the checkpoint the primary has).
+        const after = BigInt(this.lastCp) > BigInt(this.lastSafe) ? this.lastCp : this.lastSafe;
+        await this.waitForPosition(reader, after, Math.round(ms)).catch((err) => { throw readerError(err); });
+      } else if (ms > 0 && this.waiting) {
         await this.waitForPosition(client, this.lastSafe, Math.round(ms));
       } else if (ms > 0 && !this.notified) {
         await this.pause(ms);
@@ -410,18 +493,31 @@ class Subscriber {
   }
 
   // One transaction. Returns how many events it applied.
-  async round(client, state) {
+  async round(client, state, reader) {
     this.notified = false;   // the read below sees what they announced
     await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
     try {
+      const member = this.tableLease ? this.lease.member : 0;
+      if (reader) {
+        // readFrom: the checkpoint comes from the primary, in this transaction; the save checks
+        // that it has not moved since (expected_position).
+        const { rows } = await client.query('SELECT everest.handler_position($1, $2::integer) AS p',
+          [this.handler, member]);
+        this.lastCp = rows[0].p;
+      }
       if (this.waiting) {
         // Before the read: the wait after an empty batch wakes for anything the read missed.
-        const { rows } = await client.query('SELECT everest.safe_position() AS p');
+        const { rows } = reader
+          ? await reader.query('SELECT everest.safe_position() AS p').catch((err) => { throw readerError(err); })
+          : await client.query('SELECT everest.safe_position() AS p');
         this.lastSafe = rows[0].p;
       }
       // Unnamed statements only (no `name:`): a named one would outlive the transaction, and
       // through a transaction pooler the next transaction may run on another server connection.
-      const { rows } = await client.query(READ_SQL, [this.handler, this.source, this.batchSize]);
+      const { rows } = reader
+        ? await reader.query(READ_AFTER_SQL, [this.handler, this.source, this.batchSize, member, this.lastCp])
+          .catch((err) => { throw readerError(err); })
+        : await client.query(READ_SQL, [this.handler, this.source, this.batchSize]);
       if (rows.length === 0) {
         await client.query('COMMIT');
         return 0;
@@ -442,7 +538,10 @@ class Subscriber {
         }
       }
       const last = rows[rows.length - 1].position;
-      if (this.tableLease) {
+      if (reader) {
+        await client.query(SAVE_EXPECTED_SQL,
+          [this.handler, last, member, this.tableLease ? this.lease.token : null, this.lastCp]);
+      } else if (this.tableLease) {
         await client.query(
           'SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid)',
           [this.handler, last, this.lease.member, this.lease.token]);
@@ -491,7 +590,10 @@ function parseConnection(arg) {
 function usage() {
   return "usage: node subscriber.js --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]\n" +
     '                          [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]\n' +
-    '                          [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNECTION]\n';
+    '                          [--wake listen|wait] [--lease table|session] [--lease-ttl 30]\n' +
+    '                          [--read-from READER_CONNECTION] [CONNECTION]\n' +
+    '--read-from reads the events on READER_CONNECTION (a hot standby or a mirror; it waits there with\n' +
+    'wait_for_position); checkpoints, leases and --apply stay on CONNECTION, the primary.\n';
 }
 
 function main(argv) {
@@ -499,6 +601,7 @@ function main(argv) {
   let applySql = null;
   let quiet = false;
   let connection = null;
+  let readFrom = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -526,6 +629,7 @@ function main(argv) {
       opts.lease = value();
       if (!['table', 'session'].includes(opts.lease)) throw new Error('--lease must be table or session');
     } else if (a === '--lease-ttl') opts.leaseTtl = int(1, 86400);
+    else if (a === '--read-from') readFrom = value();
     else if (a === '-h' || a === '--help') { process.stdout.write(usage()); return; }
     else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
     else if (connection === null) connection = a;
@@ -533,6 +637,7 @@ function main(argv) {
   }
   if (!opts.handler) throw new Error('--handler NAME is required');
   opts.connection = parseConnection(connection);
+  if (readFrom !== null) opts.readFrom = parseConnection(readFrom);
   if (applySql) opts.apply = (client, event) => client.query(applySql, [JSON.stringify(event)]);
   if (!quiet) {
     opts.onBatch = (events) => new Promise((resolve, reject) => {

@@ -2,7 +2,8 @@
 //
 //   everest-tail --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]
 //                [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]
-//                [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNINFO]
+//                [--wake listen|wait] [--lease table|session] [--lease-ttl 30]
+//                [--read-from READER_CONNINFO] [CONNINFO]
 //
 // It follows one handler's checkpoint: every event of SOURCE after the handler's position is
 // printed to stdout as one JSON line
@@ -39,6 +40,24 @@
 //   session lease instead: try_acquire_handler, which ends with the session; for direct
 //   connections only.
 //
+// With --read-from READER_CONNINFO (a hot standby or a mirror; everest 0.5.0 on both) the events
+// are read there and everything else stays on CONNINFO, the primary: leases, --from-start,
+// --apply, saves and COMMIT. The reader gets single autocommit statements, no prepared statement
+// and no session state. Step 3 becomes: BEGIN ISOLATION LEVEL READ COMMITTED (primary);
+// cp = SELECT everest.handler_position(NAME, M) (primary, in that transaction); SELECT
+// everest.safe_position() and SELECT * FROM everest.read_handler_events(NAME, SOURCE, BATCH,
+// member => M, after => cp) (reader); apply each event (primary);
+// save_handler_position(NAME, last position, member => M, lease => TOKEN, expected_position =>
+// cp) (primary; no lease with --lease session); COMMIT. The save's expected_position is what
+// keeps each event applied once: a read with `after` records nothing for the save to check, so
+// without it two runners (or a runner and a rewind) could both apply a batch. EV004 from it
+// means the checkpoint moved since cp: roll back, read again. After an empty batch it waits with
+// SELECT everest.wait_for_position(the larger of cp and that safe_position, --poll-ms) on the
+// reader, whatever --wake says (LISTEN cannot work on a standby). A reader that lags, or whose
+// replay is paused, only delays: it returns fewer events, never an error (--once stops at the
+// first empty read on the reader). A lost reader connection is handled like a lost primary one:
+// both are closed and opened again, with backoff.
+//
 // Options:
 //   --handler NAME   the handler whose checkpoint is followed (required)
 //   --source S       '$all' (default), a stream name, or '$ce-<category>'
@@ -54,6 +73,9 @@
 //   --lease L        table (default: acquire_lease) or session (try_acquire_handler)
 //   --lease-ttl S    the table lease's time to live in seconds (default 30); a batch must take
 //                    less, and another process takes over this long after a crash
+//   --read-from R    read the events on R (a libpq connection string or URI: a hot standby or a
+//                    mirror) instead of CONNINFO; checkpoints, leases and --apply stay on
+//                    CONNINFO; waits with wait_for_position on R (implies --wake wait)
 //   CONNINFO         a libpq connection string or URI; PGHOST, PGPORT, PGUSER, ... apply
 //
 // Exit status: 0 when stopped by SIGINT/SIGTERM (the transaction in progress is finished first;
@@ -106,6 +128,8 @@ struct Options {
 	bool session_lease = false;	// --lease session
 	int lease_ttl_s = 30;
 	std::string conninfo;
+	bool has_read_from = false;	// --read-from
+	std::string read_from;
 };
 
 // ------------------------------------------------------------------------------------------
@@ -383,10 +407,10 @@ bool sleep_ms(int ms)
 // Connects with PQconnectStart + PQconnectPoll, so that a signal interrupts it, within 10 s.
 // CONNINFO (expanded from "dbname") overrides the fallback application name; the client encoding
 // is always UTF8, as the JSON output is.
-PGconn *connect(const Options &opt, std::string &error)
+PGconn *connect(const std::string &conninfo, std::string &error)
 {
 	const char *keys[] = {"fallback_application_name", "dbname", "client_encoding", nullptr};
-	const char *values[] = {"everest-tail", opt.conninfo.c_str(), "UTF8", nullptr};	// "" is ignored
+	const char *values[] = {"everest-tail", conninfo.c_str(), "UTF8", nullptr};	// "" is ignored
 	PGconn *conn = PQconnectStartParams(keys, values, 1);
 	if (conn == nullptr) {
 		error = "out of memory";
@@ -446,6 +470,20 @@ const char *const kReadSql =
 const char *const kSaveSql = "SELECT everest.save_handler_position($1, $2)";
 const char *const kSaveLeaseSql =
 	"SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid)";
+// --read-from: the read on the reader starts after the checkpoint read on the primary, and the
+// save checks that checkpoint (the lease is NULL with --lease session).
+const char *const kReadAfterSql =
+	"SELECT stream, version, position, id, type, data, metadata, "
+	"pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+	"FROM everest.read_handler_events($1, $2, $3, member => $4, after => $5)";
+const char *const kSaveExpectedSql =
+	"SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid, "
+	"expected_position => $5::bigint)";
+
+// --wake listen with --read-from is logged once per process, not at every reconnect.
+bool g_logged_reader_wake = false;
+
+long long to_ll(const char *s) { return strtoll(s, nullptr, 10); }
 
 // What outlives a connection: the table lease (renewed after a reconnect instead of taken
 // again) and --from-start's pending reset.
@@ -457,8 +495,8 @@ struct Lease {
 
 class Session {
 public:
-	Session(const Options &opt, PGconn *conn, Backoff &backoff, bool &reset_pending, Lease &lease)
-		: opt_(opt), conn_(conn), backoff_(backoff), reset_pending_(reset_pending), lease_(lease)
+	Session(const Options &opt, PGconn *conn, PGconn *reader, Backoff &backoff, bool &reset_pending, Lease &lease)
+		: opt_(opt), conn_(conn), reader_(reader), backoff_(backoff), reset_pending_(reset_pending), lease_(lease)
 	{
 	}
 
@@ -467,6 +505,9 @@ public:
 	Outcome run()
 	{
 		Outcome o = check_server();
+		if (o != Outcome::Ok)
+			return o;
+		o = check_reader();
 		if (o != Outcome::Ok)
 			return o;
 		o = take_lease();
@@ -479,7 +520,13 @@ public:
 			reset_pending_ = false;
 			logf("--from-start: handler rewound to position 0");
 		}
-		if (!wake_wait_) {
+		if (reader_ != nullptr) {
+			if (!wake_wait_ && !g_logged_reader_wake)
+				logf("--read-from: LISTEN cannot wake a reader on a hot standby; waking with "
+				     "wait_for_position on the reader");
+			g_logged_reader_wake = true;
+			wake_wait_ = true;
+		} else if (!wake_wait_) {
 			Result listen(PQexec(conn_, "LISTEN everest"));
 			if (PQresultStatus(listen.get()) != PGRES_COMMAND_OK) {
 				const char *state = PQresultErrorField(listen.get(), PG_DIAG_SQLSTATE);
@@ -554,6 +601,7 @@ public:
 private:
 	const Options &opt_;
 	PGconn *conn_;
+	PGconn *reader_;	// --read-from, else nullptr
 	Backoff &backoff_;
 	bool &reset_pending_;
 	Lease &lease_;
@@ -564,6 +612,7 @@ private:
 	bool wake_wait_ = false;
 	std::vector<Oid> apply_types_;
 	std::string last_safe_ = "0";	// safe_position() before the last read (--wake wait)
+	std::string last_cp_ = "0";	// --read-from: the checkpoint the last read started after
 
 	PGresult *exec_params(const char *sql, std::initializer_list<const char *> params)
 	{
@@ -571,10 +620,47 @@ private:
 		return PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
 	}
 
-	Outcome failed(const char *what, const PGresult *res)
+	Outcome failed(const char *what, const PGresult *res) { return failed_on(conn_, what, res); }
+
+	// A failure on `conn` (the primary or the reader): a lost reader is Lost too, and the main
+	// loop then opens both connections again.
+	Outcome failed_on(PGconn *conn, const char *what, const PGresult *res)
 	{
-		why_ = std::string(what) + ": " + error_text(conn_, res);
-		return classify(conn_, res);
+		why_ = std::string(what) + (conn == reader_ && reader_ != nullptr ? " (reader)" : "") + ": " +
+		       error_text(conn, res);
+		return classify(conn, res);
+	}
+
+	// --read-from: the reader reads with `after` and waits (everest 0.5.0), and the primary
+	// saves with expected_position. A reader without them cannot be used: stop (status 1).
+	Outcome check_reader()
+	{
+		if (reader_ == nullptr)
+			return Outcome::Ok;
+		Result r(PQexec(reader_,
+		                "SELECT pg_catalog.to_regprocedure("
+		                "'everest.read_handler_events(text,text,integer,integer,text[],bigint)') IS NOT NULL "
+		                "AND pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL"));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed_on(reader_, "checking the server", r.get());
+		if (strcmp(PQgetvalue(r.get(), 0, 0), "t") != 0) {
+			why_ = "--read-from: the reader's database has no everest.read_handler_events(..., after) "
+			       "(everest 0.5.0 or later is needed there)";
+			return Outcome::Fatal;
+		}
+		r.reset(PQexec(conn_,
+		               "SELECT pg_catalog.to_regprocedure("
+		               "'everest.save_handler_position(text,bigint,integer,uuid,bigint)') IS NOT NULL "
+		               "AND pg_catalog.to_regprocedure('everest.handler_position(text,integer)') IS NOT NULL"));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed("checking the server", r.get());
+		if (strcmp(PQgetvalue(r.get(), 0, 0), "t") != 0) {
+			why_ = "--read-from: the primary's everest has no save_handler_position(..., expected_position) "
+			       "(everest 0.5.0 or later is needed)";
+			return Outcome::Fatal;
+		}
+		has_wait_ = true;
+		return Outcome::Ok;
 	}
 
 	// What the server has (acquire_lease and wait_for_position came with everest 0.4.0), and
@@ -713,8 +799,14 @@ private:
 			ms = renew;
 		if (ms <= 0)
 			return Outcome::Ok;
+		if (reader_ != nullptr) {
+			// Nothing after cp can show on the reader before its horizon passes cp (a lagging
+			// reader may still be below the checkpoint the primary has).
+			const std::string &after = to_ll(last_cp_.c_str()) > to_ll(last_safe_.c_str()) ? last_cp_ : last_safe_;
+			return wait_position(reader_, after, ms);
+		}
 		if (wake_wait_ && has_wait_)
-			return wait_position(ms);
+			return wait_position(conn_, last_safe_, ms);
 		return wait_listen(ms);
 	}
 
@@ -771,16 +863,17 @@ private:
 		}
 	}
 
-	// SELECT everest.wait_for_position(safe_position before the last read, timeout_ms), sent
-	// asynchronously: a signal cancels it (the wait holds a server connection, through a pooler
-	// too, for at most timeout_ms). Ok = read again.
-	Outcome wait_position(int timeout_ms)
+	// SELECT everest.wait_for_position(after, timeout_ms) on conn (the primary, or the reader
+	// with --read-from), sent asynchronously: a signal cancels it (the wait holds a server
+	// connection, through a pooler too, for at most timeout_ms). Ok = read again.
+	Outcome wait_position(PGconn *conn, const std::string &after, int timeout_ms)
 	{
 		std::string ms = std::to_string(timeout_ms);
-		const char *params[] = {last_safe_.c_str(), ms.c_str()};
-		if (!PQsendQueryParams(conn_, "SELECT everest.wait_for_position($1, $2)", 2, nullptr, params, nullptr,
+		const char *params[] = {after.c_str(), ms.c_str()};
+		const char *where = conn == reader_ ? " (reader)" : "";
+		if (!PQsendQueryParams(conn, "SELECT everest.wait_for_position($1, $2)", 2, nullptr, params, nullptr,
 		                       nullptr, 0)) {
-			why_ = "wait_for_position: " + one_line(PQerrorMessage(conn_));
+			why_ = std::string("wait_for_position") + where + ": " + one_line(PQerrorMessage(conn));
 			return Outcome::Lost;
 		}
 		bool cancelled = false;
@@ -788,33 +881,33 @@ private:
 		for (;;) {
 			if (stopping() && !cancelled) {
 				char errbuf[256];
-				PGcancel *cancel = PQgetCancel(conn_);
+				PGcancel *cancel = PQgetCancel(conn);
 				if (cancel != nullptr) {
 					PQcancel(cancel, errbuf, sizeof errbuf);
 					PQfreeCancel(cancel);
 				}
 				cancelled = true;
 			}
-			if (!PQconsumeInput(conn_)) {
-				why_ = "connection lost: " + one_line(PQerrorMessage(conn_));
+			if (!PQconsumeInput(conn)) {
+				why_ = std::string("connection lost") + where + ": " + one_line(PQerrorMessage(conn));
 				return Outcome::Lost;
 			}
-			while (!PQisBusy(conn_)) {
-				PGresult *res = PQgetResult(conn_);
+			while (!PQisBusy(conn)) {
+				PGresult *res = PQgetResult(conn);
 				if (res == nullptr) {
 					if (stopping())
 						return Outcome::Stop;
 					if (PQresultStatus(last.get()) != PGRES_TUPLES_OK) {
-						Outcome o = failed("wait_for_position", last.get());
+						Outcome o = failed_on(conn, "wait_for_position", last.get());
 						return o == Outcome::Retry && cancelled ? Outcome::Stop : o;
 					}
 					return Outcome::Ok;
 				}
 				last.reset(res);
 			}
-			int sock = PQsocket(conn_);
+			int sock = PQsocket(conn);
 			if (sock < 0) {
-				why_ = "connection lost: " + one_line(PQerrorMessage(conn_));
+				why_ = std::string("connection lost") + where + ": " + one_line(PQerrorMessage(conn));
 				return Outcome::Lost;
 			}
 			struct pollfd pfd[2] = {{sock, POLLIN, 0}, {g_wake_pipe[0], POLLIN, 0}};
@@ -846,21 +939,40 @@ private:
 		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
 			return failed("BEGIN", r.get());
 
-		if (wake_wait_ && has_wait_) {
+		// --read-from: the checkpoint comes from the primary, in this transaction; the save
+		// checks it has not moved since (expected_position).
+		const char *member = table_lease_ ? lease_.member.c_str() : "0";
+		if (reader_ != nullptr) {
+			r.reset(exec_params("SELECT everest.handler_position($1, $2::integer)", {opt_.handler.c_str(), member}));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return rollback(failed("handler_position", r.get()));
+			last_cp_ = PQgetvalue(r.get(), 0, 0);
+		}
+
+		PGconn *reader = reader_ != nullptr ? reader_ : conn_;
+		if (reader_ != nullptr || (wake_wait_ && has_wait_)) {
 			// Taken before the read, so that the wait after an empty batch wakes for anything
 			// the read did not see.
-			r.reset(PQexec(conn_, "SELECT everest.safe_position()"));
+			r.reset(PQexec(reader, "SELECT everest.safe_position()"));
 			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-				return rollback(failed("safe_position", r.get()));
+				return rollback(failed_on(reader, "safe_position", r.get()));
 			last_safe_ = PQgetvalue(r.get(), 0, 0);
 		}
 
 		std::string batch = std::to_string(opt_.batch);
-		const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str()};
-		const Oid read_types[] = {25, 25, 23};	// text, text, int4
-		Result rows(PQexecParams(conn_, kReadSql, 3, read_types, read_params, nullptr, nullptr, 0));
+		Result rows;
+		if (reader_ != nullptr) {
+			const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str(), member,
+			                             last_cp_.c_str()};
+			const Oid read_types[] = {25, 25, 23, 23, 20};	// text, text, int4, int4, int8
+			rows.reset(PQexecParams(reader_, kReadAfterSql, 5, read_types, read_params, nullptr, nullptr, 0));
+		} else {
+			const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str()};
+			const Oid read_types[] = {25, 25, 23};	// text, text, int4
+			rows.reset(PQexecParams(conn_, kReadSql, 3, read_types, read_params, nullptr, nullptr, 0));
+		}
 		if (PQresultStatus(rows.get()) != PGRES_TUPLES_OK) {
-			o = failed("read_handler_events", rows.get());
+			o = failed_on(reader, "read_handler_events", rows.get());
 			return rollback(o);
 		}
 		int n = PQntuples(rows.get());
@@ -898,7 +1010,12 @@ private:
 		}
 
 		const char *last = PQgetvalue(rows.get(), n - 1, kPosition);
-		if (table_lease_) {
+		if (reader_ != nullptr) {
+			const char *token = table_lease_ ? lease_.token.c_str() : nullptr;	// NULL: no lease
+			const char *save_params[] = {opt_.handler.c_str(), last, member, token, last_cp_.c_str()};
+			const Oid save_types[] = {25, 20, 23, 0, 20};
+			r.reset(PQexecParams(conn_, kSaveExpectedSql, 5, save_types, save_params, nullptr, nullptr, 0));
+		} else if (table_lease_) {
 			const char *save_params[] = {opt_.handler.c_str(), last, lease_.member.c_str(), lease_.token.c_str()};
 			const Oid save_types[] = {25, 20, 23, 0};
 			r.reset(PQexecParams(conn_, kSaveLeaseSql, 4, save_types, save_params, nullptr, nullptr, 0));
@@ -933,13 +1050,16 @@ void usage(FILE *to)
 	fprintf(to,
 	        "usage: everest-tail --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]\n"
 	        "                    [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]\n"
-	        "                    [--wake listen|wait] [--lease table|session] [--lease-ttl 30] [CONNINFO]\n"
+	        "                    [--wake listen|wait] [--lease table|session] [--lease-ttl 30]\n"
+	        "                    [--read-from READER_CONNINFO] [CONNINFO]\n"
 	        "\n"
 	        "Prints every event of SOURCE after handler NAME's checkpoint as one JSON line, runs --apply SQL\n"
 	        "(with $1 = the event's JSON) in the transaction that moves the checkpoint, and follows new\n"
 	        "events (LISTEN everest, or everest.wait_for_position with --wake wait, polling every --poll-ms).\n"
 	        "One process per handler holds its lease (acquire_lease, --lease-ttl seconds, renewed every third).\n"
 	        "Through a transaction pooler (PgBouncer) or on a hot standby, use --wake wait.\n"
+	        "--read-from reads the events on READER_CONNINFO (a hot standby or a mirror; it waits there with\n"
+	        "wait_for_position); checkpoints, leases and --apply stay on CONNINFO, the primary.\n"
 	        "CONNINFO is a libpq connection string or URI; PGHOST, PGPORT, PGUSER, PGDATABASE... apply.\n");
 }
 
@@ -1048,6 +1168,10 @@ int parse_options(int argc, char **argv, Options &opt)
 		} else if (a == "--lease-ttl") {
 			if (!need_int(1, 86400, opt.lease_ttl_s))
 				return 2;
+		} else if (a == "--read-from") {
+			if (!need(opt.read_from))
+				return 2;
+			opt.has_read_from = true;
 		} else if (starts_with(a, "-") && a != "-") {
 			fprintf(stderr, "everest-tail: unknown option %s\n", argv[i]);
 			usage(stderr);
@@ -1109,7 +1233,7 @@ int main(int argc, char **argv)
 	Lease lease;
 	while (!stopping()) {
 		std::string error;
-		PGconn *conn = connect(opt, error);
+		PGconn *conn = connect(opt.conninfo, error);
 		if (conn == nullptr) {
 			if (stopping())
 				break;
@@ -1118,14 +1242,32 @@ int main(int argc, char **argv)
 			sleep_ms(ms);
 			continue;
 		}
+		PGconn *reader = nullptr;
+		if (opt.has_read_from) {
+			reader = connect(opt.read_from, error);
+			if (reader == nullptr) {
+				PQfinish(conn);
+				if (stopping())
+					break;
+				int ms = backoff.next();
+				logf("cannot connect to the reader (--read-from): %s; retrying in %d ms", error.c_str(), ms);
+				sleep_ms(ms);
+				continue;
+			}
+		}
 		logf("%s database %s as %s", was_connected ? "reconnected to" : "connected to", PQdb(conn), PQuser(conn));
+		if (reader != nullptr)
+			logf("reading events on the reader: database %s on %s port %s as %s (--read-from)", PQdb(reader),
+			     PQhost(reader), PQport(reader), PQuser(reader));
 		was_connected = true;
 		set_cancel(conn);
-		Session session(opt, conn, backoff, reset_pending, lease);
+		Session session(opt, conn, reader, backoff, reset_pending, lease);
 		Outcome o = session.run();
 		if (o == Outcome::Stop || o == Outcome::Done || o == Outcome::Fatal)
 			session.release();
 		set_cancel(nullptr);
+		if (reader != nullptr)
+			PQfinish(reader);
 		PQfinish(conn);	// the server ends a session lease with the session
 		if (o == Outcome::Done)
 			return 0;
