@@ -231,6 +231,12 @@ CREATE FUNCTION everest.read_handler_events(handler text, source text DEFAULT '$
     AS 'MODULE_PATHNAME', 'everest_read_handler_events' LANGUAGE C VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
+-- The member of a group of `members` that receives a stream's events (docs/groups.md): FNV-1a 64
+-- of the name's bytes modulo members, the same in every client language.
+CREATE FUNCTION everest.stream_partition(stream text, members integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'everest_stream_partition' LANGUAGE C IMMUTABLE PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
 -- Session leases (advisory locks): direct or session-pooled connections only; through a
 -- transaction pooler use acquire_lease.
 CREATE FUNCTION everest.try_acquire_handler(handler text) RETURNS boolean

@@ -137,6 +137,8 @@ typedef struct ev_save_facts
 bool		ev_check_save(const ev_save_facts *facts, ev_error *err) EV_NOEXCEPT;
 bool		ev_check_member(const char *handler, size_t len, int32_t member, ev_error *err) EV_NOEXCEPT;
 int32_t		ev_handler_members(void) EV_NOEXCEPT;
+bool		ev_stream_partition(const char *stream, size_t len, int32_t members, int32_t *partition,
+								ev_error *err) EV_NOEXCEPT;
 bool		ev_check_handler_read(bool after_given, int64_t after, bool types_given, size_t n_types,
 									  bool types_have_null, ev_error *err) EV_NOEXCEPT;
 bool		ev_check_lease_ttl(int64_t ttl_us, bool has_months, ev_error *err) EV_NOEXCEPT;

@@ -266,6 +266,13 @@ std::uint64_t lock_key(std::string_view name);
 // ---------------------------------------------------------------------------------------------
 
 inline constexpr std::int32_t kHandlerMembers = 1;  // until groups (resize_handler) exist
+inline constexpr std::int32_t kMaxHandlerMembers = 1024;
+
+// The member of a group of `members` that receives a stream's events: the FNV-1a 64-bit hash of
+// the name's bytes, as an unsigned integer, modulo members. The same on every platform and in
+// every language (docs/groups.md gives the test vectors). Throws 22023 for members outside
+// 1..kMaxHandlerMembers and for an empty stream name.
+std::int32_t stream_partition(std::string_view stream, std::int32_t members);
 
 struct SaveFacts {
   std::string_view handler;

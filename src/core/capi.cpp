@@ -243,6 +243,11 @@ bool ev_check_member(const char* handler, size_t len, int32_t member, ev_error* 
 
 int32_t ev_handler_members(void) noexcept { return kHandlerMembers; }
 
+bool ev_stream_partition(const char* stream, size_t len, int32_t members, int32_t* partition,
+                         ev_error* err) noexcept {
+  return guarded(err, [&] { *partition = stream_partition(std::string_view(stream, len), members); });
+}
+
 bool ev_check_handler_read(bool after_given, int64_t after, bool types_given, size_t n_types,
                            bool types_have_null, ev_error* err) noexcept {
   return guarded(err, [&] { check_handler_read(after_given, after, types_given, n_types, types_have_null); });

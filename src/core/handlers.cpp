@@ -15,6 +15,15 @@ std::string who(const SaveFacts& f) {
 
 }  // namespace
 
+std::int32_t stream_partition(std::string_view stream, std::int32_t members) {
+  if (members < 1 || members > kMaxHandlerMembers)
+    throw Error(sqlstate::invalid_parameter_value,
+                "members must be between 1 and " + std::to_string(kMaxHandlerMembers) + ", got " +
+                    std::to_string(members));
+  if (stream.empty()) throw Error(sqlstate::invalid_parameter_value, "stream name must not be empty");
+  return static_cast<std::int32_t>(lock_key(stream) % static_cast<std::uint64_t>(members));
+}
+
 void check_member(std::string_view handler, std::int32_t member) {
   if (member < 0 || member >= kHandlerMembers)
     throw Error(sqlstate::invalid_parameter_value,

@@ -231,6 +231,20 @@ ev_member_arg(FunctionCallInfo fcinfo, int argno, const char *handler, size_t le
 	return member;
 }
 
+PG_FUNCTION_INFO_V1(everest_stream_partition);
+Datum
+everest_stream_partition(PG_FUNCTION_ARGS)
+{
+	size_t		len;
+	char	   *stream = ev_text_arg(fcinfo, 0, "stream", &len);
+	int32		partition;
+	ev_error	err;
+
+	ev_require_arg(fcinfo, 1, "members");
+	ev_check(ev_stream_partition(stream, len, PG_GETARG_INT32(1), &partition, &err), &err);
+	PG_RETURN_INT32(partition);
+}
+
 PG_FUNCTION_INFO_V1(everest_handler_position);
 Datum
 everest_handler_position(PG_FUNCTION_ARGS)

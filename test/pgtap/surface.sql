@@ -1,7 +1,7 @@
 -- everest pgTAP: the fixed SQL surface (DESIGN.md section 2: "these names and shapes are fixed,
 -- so that clients and examples keep working") and the dump registration of section 6.
 BEGIN;
-SELECT plan(75);
+SELECT plan(77);
 
 SELECT has_schema('everest', 'schema everest exists');
 
@@ -32,7 +32,8 @@ INSERT INTO surface VALUES
  ('release_lease', 'handler text, lease uuid', 'boolean'),
  ('reset_handler', 'handler text, "position" bigint', 'void'),
  ('read_handler_events', 'handler text, source text, max_count integer, member integer, types text[], after bigint', 'SETOF everest.recorded_event'),
- ('try_acquire_handler', 'handler text', 'boolean');
+ ('try_acquire_handler', 'handler text', 'boolean'),
+ ('stream_partition', 'stream text, members integer', 'integer');
 
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'everest'::regnamespace AND p.proname = s.name),
           1::bigint, format('everest.%s exists, without overloads', s.name))

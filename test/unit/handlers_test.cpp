@@ -169,3 +169,34 @@ TEST(NotifierStep, CoalescesAndLeavesWhenIdle) {
   f.idle_timeout_enforced = false;
   EXPECT_TRUE(everest::notifier_step(f).leave);
 }
+
+// The published test vectors of stream_partition (docs/groups.md), computed independently
+// (FNV-1a 64 of the UTF-8 bytes, unsigned, modulo members).
+TEST(StreamPartition, PublishedVectors) {
+  struct V {
+    const char* stream;
+    std::int32_t by[7];  // members 1, 2, 3, 4, 6, 7, 1024
+  };
+  const V vectors[] = {
+      {"account-1", {0, 0, 1, 2, 4, 4, 598}},
+      {"account-2", {0, 1, 0, 3, 3, 1, 163}},
+      {"account-42", {0, 1, 1, 1, 1, 1, 645}},
+      {"order-7f3a", {0, 1, 2, 3, 5, 0, 935}},
+      {"a", {0, 0, 1, 0, 4, 5, 140}},
+      {"\xc3\x9cn\xc3\xaf" "c\xc3\xb8" "d\xc3\xa9-1", {0, 0, 0, 2, 0, 3, 1010}},
+  };
+  const std::int32_t members[] = {1, 2, 3, 4, 6, 7, 1024};
+  for (const V& v : vectors)
+    for (int i = 0; i < 7; i++)
+      EXPECT_EQ(everest::stream_partition(v.stream, members[i]), v.by[i]) << v.stream << " / " << members[i];
+  EXPECT_EQ(everest::lock_key("account-1"), 0xde637fc248681e56ull);
+  EXPECT_EQ(everest::stream_partition(std::string(512, 'x'), 7), 6);
+}
+
+TEST(StreamPartition, Bounds) {
+  EXPECT_EQ(ErrorOf([] { everest::stream_partition("a-1", 0); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::stream_partition("a-1", -3); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::stream_partition("a-1", 1025); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::stream_partition("", 4); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::stream_partition("a-1", 1024); }).sqlstate, "");
+}
