@@ -10,6 +10,38 @@
 --   with 2BP01 and nothing changes.
 \echo Use "ALTER EXTENSION everest UPDATE TO '0.5.0'" to load this file. \quit
 
+-- Groups: a row per handler member, with the group's size (docs/groups.md).
+ALTER TABLE everest.handlers ADD COLUMN member integer NOT NULL DEFAULT 0,
+                             ADD COLUMN members integer NOT NULL DEFAULT 1,
+                             DROP CONSTRAINT handlers_pkey,
+                             ADD CONSTRAINT handlers_pkey PRIMARY KEY (handler, member),
+                             ADD CONSTRAINT handlers_member_check
+                                 CHECK (members >= 1 AND members <= 1024 AND member >= 0 AND member < members);
+
+CREATE TABLE everest.handler_floors (
+    handler    text    COLLATE "C" NOT NULL,
+    generation integer NOT NULL,
+    members    integer NOT NULL,
+    member     integer NOT NULL,
+    position   bigint  NOT NULL,
+    CONSTRAINT handler_floors_pkey PRIMARY KEY (handler, generation, member)
+);
+
+CREATE TABLE everest.parked (
+    handler   text        COLLATE "C" NOT NULL,
+    member    integer     NOT NULL,
+    position  bigint      NOT NULL,
+    stream    text        NOT NULL,
+    version   bigint      NOT NULL,
+    type      text        NOT NULL,
+    reason    text        NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT parked_pkey PRIMARY KEY (handler, position)
+);
+REVOKE ALL ON everest.handler_floors, everest.parked FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('everest.handler_floors', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.parked', '');
+
 -- The grants roles have on the three functions, replayed on their replacements below.
 SELECT pg_catalog.set_config('everest_upgrade.grants', COALESCE(pg_catalog.jsonb_agg(g), '[]')::text, true)
   FROM (SELECT pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
@@ -55,7 +87,46 @@ CREATE FUNCTION everest.stream_partition(stream text, members integer) RETURNS i
     AS 'MODULE_PATHNAME', 'everest_stream_partition' LANGUAGE C IMMUTABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
-REVOKE ALL ON FUNCTION everest.stream_partition(text, integer) FROM PUBLIC;
+-- Consumer groups, filters, poison events (docs/groups.md).
+CREATE FUNCTION everest.resize_handler(handler text, members integer) RETURNS void
+    AS 'MODULE_PATHNAME', 'everest_resize_handler' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.drop_handler(handler text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'everest_drop_handler' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.park_event(handler text, "position" bigint, reason text, member integer DEFAULT 0,
+                                   lease uuid DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'everest_park_event' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.unpark_event(handler text, "position" bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'everest_unpark_event' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE VIEW everest.parked_events AS
+    SELECT handler, member, position, stream, version, type, reason, parked_at
+      FROM everest.parked;
+
+CREATE VIEW everest.handler_status AS
+    SELECT h.handler, h.member, h.members, h.position,
+           everest.safe_position() OPERATOR(pg_catalog.-) h.position AS lag,
+           l.holder_pid AS lease_holder_pid, l.holder_user AS lease_holder_user,
+           l.holder_application AS lease_holder_application, l.holder_address AS lease_holder_address,
+           l.expires_at AS lease_expires_at,
+           (SELECT pg_catalog.count(*) FROM everest.parked AS p
+             WHERE p.handler OPERATOR(pg_catalog.=) h.handler AND p.member OPERATOR(pg_catalog.=) h.member) AS parked,
+           h.updated_at
+      FROM everest.handlers AS h
+      LEFT JOIN everest.leases AS l
+        ON l.handler OPERATOR(pg_catalog.=) h.handler AND l.member OPERATOR(pg_catalog.=) h.member
+       AND l.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp();
+
+REVOKE ALL ON everest.parked_events, everest.handler_status FROM PUBLIC;
+REVOKE ALL ON FUNCTION everest.stream_partition(text, integer), everest.resize_handler(text, integer),
+                       everest.drop_handler(text), everest.park_event(text, bigint, text, integer, uuid),
+                       everest.unpark_event(text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION everest.handler_position(text, integer),
                        everest.handler_state(text, integer),
                        everest.read_handler_events(text, text, integer, integer, text[], bigint) FROM PUBLIC;

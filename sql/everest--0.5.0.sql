@@ -44,11 +44,42 @@ CREATE TABLE everest.events (
 CREATE INDEX events_category_position
     ON everest.events (pg_catalog.split_part(stream, '-', 1), position);
 
+-- One row per handler member (docs/groups.md): its checkpoint and state, and the group's size in
+-- every row (resize_handler rewrites them all). A handler with no row is a group of 1 at 0.
 CREATE TABLE everest.handlers (
-    handler    text        COLLATE "C" PRIMARY KEY,
+    handler    text        COLLATE "C" NOT NULL,
     position   bigint      NOT NULL DEFAULT 0,
     state      jsonb,
-    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    member     integer     NOT NULL DEFAULT 0,
+    members    integer     NOT NULL DEFAULT 1,
+    CONSTRAINT handlers_pkey PRIMARY KEY (handler, member),
+    CONSTRAINT handlers_member_check CHECK (members >= 1 AND members <= 1024 AND member >= 0 AND member < members)
+);
+
+-- The checkpoints of a group's members before a resize (docs/groups.md, "Resizing"): an event of
+-- a stream that member `member` of the group of `members` had applied (position <= its
+-- checkpoint) is not delivered again. A generation goes once every member has passed it.
+CREATE TABLE everest.handler_floors (
+    handler    text    COLLATE "C" NOT NULL,
+    generation integer NOT NULL,
+    members    integer NOT NULL,
+    member     integer NOT NULL,
+    position   bigint  NOT NULL,
+    CONSTRAINT handler_floors_pkey PRIMARY KEY (handler, generation, member)
+);
+
+-- Parked (poison) events: park_event records one and moves the member's checkpoint to it.
+CREATE TABLE everest.parked (
+    handler   text        COLLATE "C" NOT NULL,
+    member    integer     NOT NULL,
+    position  bigint      NOT NULL,
+    stream    text        NOT NULL,
+    version   bigint      NOT NULL,
+    type      text        NOT NULL,
+    reason    text        NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT parked_pkey PRIMARY KEY (handler, position)
 );
 
 -- The $all horizon as the primary last published it, for hot standbys and logical mirrors,
@@ -100,6 +131,8 @@ SELECT pg_catalog.pg_extension_config_dump('everest.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.position_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.horizon', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.epochs', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.handler_floors', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.parked', '');
 
 -- ---------------------------------------------------------------------------------------------
 -- Immutability: only delete_stream removes events, and nothing changes them.
@@ -277,6 +310,42 @@ CREATE FUNCTION everest.notifiers(OUT database oid, OUT pid integer)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'everest_notifiers' LANGUAGE C VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
+
+-- Consumer groups, filters, poison events (docs/groups.md).
+CREATE FUNCTION everest.resize_handler(handler text, members integer) RETURNS void
+    AS 'MODULE_PATHNAME', 'everest_resize_handler' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.drop_handler(handler text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'everest_drop_handler' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.park_event(handler text, "position" bigint, reason text, member integer DEFAULT 0,
+                                   lease uuid DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'everest_park_event' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.unpark_event(handler text, "position" bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'everest_unpark_event' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE VIEW everest.parked_events AS
+    SELECT handler, member, position, stream, version, type, reason, parked_at
+      FROM everest.parked;
+
+CREATE VIEW everest.handler_status AS
+    SELECT h.handler, h.member, h.members, h.position,
+           everest.safe_position() OPERATOR(pg_catalog.-) h.position AS lag,
+           l.holder_pid AS lease_holder_pid, l.holder_user AS lease_holder_user,
+           l.holder_application AS lease_holder_application, l.holder_address AS lease_holder_address,
+           l.expires_at AS lease_expires_at,
+           (SELECT pg_catalog.count(*) FROM everest.parked AS p
+             WHERE p.handler OPERATOR(pg_catalog.=) h.handler AND p.member OPERATOR(pg_catalog.=) h.member) AS parked,
+           h.updated_at
+      FROM everest.handlers AS h
+      LEFT JOIN everest.leases AS l
+        ON l.handler OPERATOR(pg_catalog.=) h.handler AND l.member OPERATOR(pg_catalog.=) h.member
+       AND l.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp();
 
 CREATE VIEW everest.horizon_holders AS
     SELECT f.pid, f.position, a.usename, a.application_name, a.state, a.xact_start,

@@ -123,6 +123,7 @@ typedef struct ev_save_facts
 	const char *handler;
 	size_t		handler_len;
 	int32_t		member;
+	int32_t		members;		/* the group's size */
 	int64_t		position;
 	int64_t		stored;
 	bool		lease_given;
@@ -135,8 +136,18 @@ typedef struct ev_save_facts
 } ev_save_facts;
 
 bool		ev_check_save(const ev_save_facts *facts, ev_error *err) EV_NOEXCEPT;
-bool		ev_check_member(const char *handler, size_t len, int32_t member, ev_error *err) EV_NOEXCEPT;
-int32_t		ev_handler_members(void) EV_NOEXCEPT;
+bool		ev_check_member(const char *handler, size_t len, int32_t member, int32_t members,
+							ev_error *err) EV_NOEXCEPT;
+int32_t		ev_max_handler_members(void) EV_NOEXCEPT;
+typedef struct ev_resize_plan
+{
+	bool		change;
+	int64_t		start;
+	bool		floors;
+} ev_resize_plan;
+bool		ev_plan_resize(const char *handler, size_t len, int32_t old_members, int32_t new_members,
+						   const int64_t *old_positions, size_t n_positions, ev_resize_plan *plan,
+						   ev_error *err) EV_NOEXCEPT;
 bool		ev_stream_partition(const char *stream, size_t len, int32_t members, int32_t *partition,
 								ev_error *err) EV_NOEXCEPT;
 bool		ev_check_handler_read(bool after_given, int64_t after, bool types_given, size_t n_types,

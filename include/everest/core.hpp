@@ -265,7 +265,6 @@ std::uint64_t lock_key(std::string_view name);
 // of the member's lease and checkpoint; the core decides.
 // ---------------------------------------------------------------------------------------------
 
-inline constexpr std::int32_t kHandlerMembers = 1;  // until groups (resize_handler) exist
 inline constexpr std::int32_t kMaxHandlerMembers = 1024;
 
 // The member of a group of `members` that receives a stream's events: the FNV-1a 64-bit hash of
@@ -277,6 +276,7 @@ std::int32_t stream_partition(std::string_view stream, std::int32_t members);
 struct SaveFacts {
   std::string_view handler;
   std::int32_t member = 0;
+  std::int32_t members = 1;         // the group's size
   std::int64_t position = 0;        // the position being saved
   std::int64_t stored = 0;          // the stored checkpoint (0 when there is none)
   bool lease_given = false;         // the save named a lease token
@@ -290,8 +290,20 @@ struct SaveFacts {
 
 // Throws EV005, EV004 or 22023 when the save must not happen.
 void check_save(const SaveFacts& f);
-// A member number given by a caller (NULL handled by the glue).
-void check_member(std::string_view handler, std::int32_t member);
+// A member number given by a caller (NULL handled by the glue), in a group of `members`.
+void check_member(std::string_view handler, std::int32_t member, std::int32_t members);
+
+// resize_handler (docs/groups.md, "Resizing"): from the old members' checkpoints, where the new
+// members start (the lowest: everything at or below it was applied, whatever the stream) and
+// whether the old checkpoints must be kept as floors (they differ: an event above the lowest may
+// have been applied already by its old member).
+struct ResizePlan {
+  bool change = false;          // the size differs
+  std::int64_t start = 0;       // every new member's checkpoint
+  bool floors = false;          // keep the old checkpoints above start as floors
+};
+ResizePlan plan_resize(std::string_view handler, std::int32_t old_members, std::int32_t new_members,
+                       const std::int64_t* old_positions, std::size_t n_positions);
 // read_handler_events' filters: `after` (a position, when given) and the `types` array (its
 // length and whether an element is NULL, when given).
 void check_handler_read(bool after_given, std::int64_t after, bool types_given, std::size_t n_types,

@@ -224,6 +224,7 @@ bool ev_check_save(const ev_save_facts* facts, ev_error* err) noexcept {
     SaveFacts f;
     f.handler = std::string_view(facts->handler, facts->handler_len);
     f.member = facts->member;
+    f.members = facts->members;
     f.position = facts->position;
     f.stored = facts->stored;
     f.lease_given = facts->lease_given;
@@ -237,11 +238,24 @@ bool ev_check_save(const ev_save_facts* facts, ev_error* err) noexcept {
   });
 }
 
-bool ev_check_member(const char* handler, size_t len, int32_t member, ev_error* err) noexcept {
-  return guarded(err, [&] { check_member(std::string_view(handler, len), member); });
+bool ev_check_member(const char* handler, size_t len, int32_t member, int32_t members,
+                     ev_error* err) noexcept {
+  return guarded(err, [&] { check_member(std::string_view(handler, len), member, members); });
 }
 
-int32_t ev_handler_members(void) noexcept { return kHandlerMembers; }
+int32_t ev_max_handler_members(void) noexcept { return kMaxHandlerMembers; }
+
+bool ev_plan_resize(const char* handler, size_t len, int32_t old_members, int32_t new_members,
+                    const int64_t* old_positions, size_t n_positions, ev_resize_plan* plan,
+                    ev_error* err) noexcept {
+  return guarded(err, [&] {
+    const ResizePlan p = plan_resize(std::string_view(handler, len), old_members, new_members, old_positions,
+                                     n_positions);
+    plan->change = p.change;
+    plan->start = p.start;
+    plan->floors = p.floors;
+  });
+}
 
 bool ev_stream_partition(const char* stream, size_t len, int32_t members, int32_t* partition,
                          ev_error* err) noexcept {

@@ -3,6 +3,8 @@
 // under the row locks; these functions decide and word the errors.
 #include "everest/core.hpp"
 
+#include <algorithm>
+
 namespace everest {
 
 namespace {
@@ -24,16 +26,39 @@ std::int32_t stream_partition(std::string_view stream, std::int32_t members) {
   return static_cast<std::int32_t>(lock_key(stream) % static_cast<std::uint64_t>(members));
 }
 
-void check_member(std::string_view handler, std::int32_t member) {
-  if (member < 0 || member >= kHandlerMembers)
+void check_member(std::string_view handler, std::int32_t member, std::int32_t members) {
+  if (member < 0 || member >= members)
     throw Error(sqlstate::invalid_parameter_value,
                 "member " + std::to_string(member) + " is out of range for handler " + quoted(handler),
-                "The handler has " + std::to_string(kHandlerMembers) + " member" +
-                    (kHandlerMembers == 1 ? "" : "s") + ", numbered from 0.");
+                "The handler has " + std::to_string(members) + " member" + (members == 1 ? "" : "s") +
+                    ", numbered from 0.",
+                members == 1 ? "everest.resize_handler() makes a group of several members." : "");
+}
+
+ResizePlan plan_resize(std::string_view handler, std::int32_t old_members, std::int32_t new_members,
+                       const std::int64_t* old_positions, std::size_t n_positions) {
+  if (new_members < 1 || new_members > kMaxHandlerMembers)
+    throw Error(sqlstate::invalid_parameter_value,
+                "members must be between 1 and " + std::to_string(kMaxHandlerMembers) + ", got " +
+                    std::to_string(new_members),
+                "Handler " + quoted(handler) + " was not resized.");
+  ResizePlan p;
+  p.change = new_members != old_members;
+  if (!p.change) return p;
+  std::int64_t lo = 0, hi = 0;
+  for (std::size_t i = 0; i < n_positions; i++) {
+    lo = i == 0 ? old_positions[i] : std::min(lo, old_positions[i]);
+    hi = i == 0 ? old_positions[i] : std::max(hi, old_positions[i]);
+  }
+  // A member with no row (a group of one never saved) is at 0.
+  if (n_positions < static_cast<std::size_t>(old_members)) lo = std::min<std::int64_t>(lo, 0);
+  p.start = lo;
+  p.floors = hi > lo;
+  return p;
 }
 
 void check_save(const SaveFacts& f) {
-  check_member(f.handler, f.member);
+  check_member(f.handler, f.member, f.members);
   // Fencing first: a runner whose lease is gone must not write, whatever it read.
   if (f.lease_given && !(f.lease_row_matches && f.lease_live))
     throw Error(sqlstate::lease_lost, "lease lost: " + who(f) + " is not held by this lease",

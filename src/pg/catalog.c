@@ -43,7 +43,7 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 		relid == ev_cached.events_pkey ||
 		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq ||
 		relid == ev_cached.handlers || relid == ev_cached.leases || relid == ev_cached.horizon ||
-		relid == ev_cached.epochs)
+		relid == ev_cached.epochs || relid == ev_cached.handler_floors || relid == ev_cached.parked)
 		ev_cached_valid = false;
 }
 
@@ -314,6 +314,14 @@ ev_catalog(void)
 		ev_cached.tombstones = ev_member_relid(ext, nsp, "tombstones");
 		ev_cached.tombstones_pkey = ev_index_relid(nsp, "tombstones_pkey", ev_cached.tombstones);
 		ev_cached.handlers = ev_member_relid(ext, nsp, "handlers");
+		ev_cached.handlers_grouped = get_attnum(ev_cached.handlers, "members") != InvalidAttrNumber;
+		/* 0.5.0's tables */
+		ev_cached.handler_floors = get_relname_relid("handler_floors", nsp);
+		if (OidIsValid(ev_cached.handler_floors))
+			ev_cached.handler_floors = ev_member_relid(ext, nsp, "handler_floors");
+		ev_cached.parked = get_relname_relid("parked", nsp);
+		if (OidIsValid(ev_cached.parked))
+			ev_cached.parked = ev_member_relid(ext, nsp, "parked");
 		ev_cached.position_seq = ev_member_relid(ext, nsp, "position_seq");
 		/* 0.4.0's tables; a database not yet updated runs without them */
 		ev_cached.leases = get_relname_relid("leases", nsp);

@@ -55,6 +55,9 @@ typedef struct EvCatalog
 	Oid			tombstones;
 	Oid			tombstones_pkey;
 	Oid			handlers;
+	bool		handlers_grouped;	/* a row per member (0.5.0); false: one per handler */
+	Oid			handler_floors; /* InvalidOid in a database still on 0.4.0 */
+	Oid			parked;			/* likewise */
 	Oid			leases;			/* InvalidOid in a database still on 0.3.0 */
 	Oid			horizon;		/* likewise */
 	Oid			epochs;			/* likewise */
@@ -120,9 +123,23 @@ extern void ev_notify_wake(void);
 extern void ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
 						 size_t stream_len, const char *category, size_t category_len,
 						 int64 from, bool forward, int64 max_count);
-extern void ev_read_types_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
-							   size_t stream_len, const char *category, size_t category_len,
-							   int64 from, int64 max_count, Datum types);
+/* What a handler member's read takes (docs/groups.md): its types, its partition, its floors. */
+typedef struct EvHandlerFilter
+{
+	const char *handler;
+	size_t		handler_len;
+	Datum		types;			/* a text[], or 0: every type */
+	int32		members;		/* the group's size: > 1 filters by partition */
+	int32		member;
+	bool		floors;			/* the group has floors from a resize */
+} EvHandlerFilter;
+extern void ev_read_handler_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,
+								 size_t stream_len, const char *category, size_t category_len,
+								 int64 from, int64 max_count, const EvHandlerFilter *filter);
+extern SPIPlanPtr ev_handler_read_plan(ev_stream_kind kind, const EvHandlerFilter *filter);
+extern void ev_handler_read_args(Datum *args, ev_stream_kind kind, const char *stream, size_t stream_len,
+								 const char *category, size_t category_len, int64 from, int64 upto,
+								 int64 max_count, const EvHandlerFilter *filter);
 extern ev_stream_kind ev_classify_read(const char *stream, size_t len, const char **category,
 									   size_t *category_len);
 
@@ -133,13 +150,23 @@ extern ev_stream_kind ev_classify_read(const char *stream, size_t len, const cha
 typedef enum EvLockClass
 {
 	EV_LOCK_SESSION_LEASE = 3,	/* try_acquire_handler (handlers.c) */
-	EV_LOCK_STREAM = 4			/* writers of one stream (streams.c) */
+	EV_LOCK_STREAM = 4,			/* writers of one stream (streams.c) */
+	EV_LOCK_HANDLER_GROUP = 5	/* a handler group's shape: resize, reset, drop vs saves (handlers.c) */
 } EvLockClass;
 
 /* streams.c: the per-stream lock writers take, and a stream's state */
 extern void ev_lock_stream(const char *stream, size_t len);
 extern void ev_stream_state(const char *stream, size_t len, bool for_write, int64 *version,
 							bool *tombstoned);
+
+/* handlers.c: a member's save (save_handler_position, save_handler_state, park_event) */
+extern void ev_lock_handler_group(const char *handler, size_t len, bool exclusive);
+extern int64 ev_position_arg(FunctionCallInfo fcinfo, int argno);	/* 22004, 22023 below 0 */
+extern int32 ev_handler_group_members(const char *handler, size_t len, bool *floors);
+extern int64 ev_save_member(const char *handler, size_t len, int64 position, int32 member,
+						   const pg_uuid_t *lease, bool expected_given, int64 expected, bool with_state,
+						   Datum state, bool state_null);
+extern void ev_forget_handler_reads(const char *handler, size_t len);
 
 /* delete.c */
 extern bool ev_deleting_stream;

@@ -16,52 +16,73 @@
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 
-static SPIPlanPtr plan_get, plan_lock, plan_update_position, plan_update_state, plan_insert_position,
-			plan_insert_state, plan_reset;
+/* One plan per schema: [1] a database on 0.5.0 (a row per member), [0] one still on 0.4.0. */
+static SPIPlanPtr plan_get[2], plan_lock[2], plan_group[2], plan_update_position[2], plan_update_state[2],
+			plan_insert_position[2], plan_insert_state[2], plan_reset[2], plan_reset_insert[2], plan_prune;
+
+/* Which of two queries fits this database's handlers table (catalog.c: handlers_grouped). */
+#define EV_BY_SCHEMA(grouped_sql, legacy_sql) (ev_catalog()->handlers_grouped ? (grouped_sql) : (legacy_sql))
+#define EV_SCHEMA_INDEX (ev_catalog()->handlers_grouped ? 1 : 0)
 
 /*
- * The handler's stored checkpoint: position (0 when there is none), whether the row exists, its
- * row version (xmin: every save and reset writes a new one, so a reset back to the same position
- * still counts as a move) and, if asked, its state. `lock`: FOR UPDATE, for a save.
+ * A handler member's stored checkpoint: position (0 when there is none), whether the row exists,
+ * its row version (xmin: every save and reset writes a new one, so a reset back to the same
+ * position still counts as a move), the group's size and whether it has floors
+ * (docs/groups.md), and, if asked, its state. `lock`: FOR UPDATE, for a save.
  */
 typedef struct EvCheckpoint
 {
 	int64		position;
 	bool		exists;
 	TransactionId xmin;
+	int32		members;
+	bool		floors;
 } EvCheckpoint;
 
+#define EV_FLOORS_EXIST "EXISTS (SELECT FROM everest.handler_floors AS f WHERE f.handler OPERATOR(pg_catalog.=) $1)"
+
 static EvCheckpoint
-ev_handler_checkpoint_row(const char *handler, size_t len, bool lock, Datum *state, bool *state_null)
+ev_handler_checkpoint_row(const char *handler, size_t len, int32 member, bool lock, Datum *state,
+						  bool *state_null)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-	EvCheckpoint cp = {0, false, InvalidTransactionId};
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		args[2];
+	EvCheckpoint cp = {0, false, InvalidTransactionId, 1, false};
+	int			i = EV_SCHEMA_INDEX;
+	bool		isnull;
 	int			rc;
 
 	if (state_null)
 		*state_null = true;
 	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
+	args[1] = Int32GetDatum(member);
 	rc = SPI_execute_plan(lock
-						  ? ev_prepare(&plan_lock,
-									   "SELECT position, NULL::pg_catalog.jsonb, xmin FROM everest.handlers "
-									   "WHERE handler OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-									   1, types)
-						  : ev_prepare(&plan_get,
-									   "SELECT position, state, xmin FROM everest.handlers "
-									   "WHERE handler OPERATOR(pg_catalog.=) $1",
-									   1, types),
+						  ? ev_prepare(&plan_lock[i], EV_BY_SCHEMA(
+									   "SELECT position, NULL::pg_catalog.jsonb, xmin, members, " EV_FLOORS_EXIST
+									   " FROM everest.handlers WHERE handler OPERATOR(pg_catalog.=) $1 "
+									   "AND member OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+									   "SELECT position, NULL::pg_catalog.jsonb, xmin, 1, false FROM everest.handlers "
+									   "WHERE handler OPERATOR(pg_catalog.=) $1 AND $2 OPERATOR(pg_catalog.=) 0 FOR UPDATE"),
+									   2, types)
+						  : ev_prepare(&plan_get[i], EV_BY_SCHEMA(
+									   "SELECT position, state, xmin, members, " EV_FLOORS_EXIST
+									   " FROM everest.handlers WHERE handler OPERATOR(pg_catalog.=) $1 "
+									   "AND member OPERATOR(pg_catalog.=) $2",
+									   "SELECT position, state, xmin, 1, false FROM everest.handlers "
+									   "WHERE handler OPERATOR(pg_catalog.=) $1 AND $2 OPERATOR(pg_catalog.=) 0"),
+									   2, types),
 						  args, NULL, false, 1);
 	ev_spi_check(rc, "reading a handler");
 	if (SPI_processed == 1)
 	{
-		bool		isnull;
 		HeapTuple	row = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 
 		cp.exists = true;
 		cp.position = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
 		cp.xmin = DatumGetTransactionId(SPI_getbinval(row, desc, 3, &isnull));
+		cp.members = DatumGetInt32(SPI_getbinval(row, desc, 4, &isnull));
+		cp.floors = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
 		if (state)
 		{
 			Datum		d = SPI_getbinval(row, desc, 2, state_null);
@@ -69,14 +90,60 @@ ev_handler_checkpoint_row(const char *handler, size_t len, bool lock, Datum *sta
 			if (!*state_null)
 				*state = SPI_datumTransfer(d, false, -1);
 		}
+		return cp;
+	}
+	if (!ev_catalog()->handlers_grouped)
+		return cp;
+	/* No row for this member: the group's size from any row (none: a group of one). */
+	rc = SPI_execute_plan(ev_prepare(&plan_group[i],
+									 "SELECT members, " EV_FLOORS_EXIST " FROM everest.handlers "
+									 "WHERE handler OPERATOR(pg_catalog.=) $1 LIMIT 1", 1, types),
+						  args, NULL, false, 1);
+	ev_spi_check(rc, "reading a handler");
+	if (SPI_processed == 1)
+	{
+		cp.members = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		cp.floors = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	return cp;
 }
 
-static int64
-ev_handler_checkpoint(const char *handler, size_t len, Datum *state, bool *state_null)
+/* The size of the handler's group (1 for a handler with no row), and whether it has floors. */
+int32
+ev_handler_group_members(const char *handler, size_t len, bool *floors)
 {
-	return ev_handler_checkpoint_row(handler, len, false, state, state_null).position;
+	EvCheckpoint cp;
+
+	SPI_connect();
+	cp = ev_handler_checkpoint_row(handler, len, 0, false, NULL, NULL);
+	SPI_finish();
+	if (floors)
+		*floors = cp.floors;
+	return cp.members;
+}
+
+/* 22023 unless member is one of the group's (its size is in cp). */
+static void
+ev_require_member(const char *handler, size_t len, int32 member, const EvCheckpoint *cp)
+{
+	ev_error	err;
+
+	ev_check(ev_check_member(handler, len, member, cp->members, &err), &err);
+}
+
+/*
+ * Changes to a group's shape (resize_handler, reset_handler, drop_handler) take the handler's
+ * group lock exclusively until the transaction ends; saves and parks take it shared, so that a
+ * save either commits before a resize reads the checkpoints or sees the new group (and fails).
+ */
+void
+ev_lock_handler_group(const char *handler, size_t len, bool exclusive)
+{
+	LOCKTAG		tag;
+	uint64		key = ev_lock_key(handler, len);
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, EV_LOCK_HANDLER_GROUP);
+	(void) LockAcquire(&tag, exclusive ? ExclusiveLock : ShareLock, false, false);
 }
 
 /*
@@ -192,9 +259,10 @@ ev_record_checkpoint(const char *handler, size_t len, int32 member, EvCheckpoint
 	r->saved_in = save ? GetCurrentSubTransactionId() : InvalidSubTransactionId;
 }
 
-/* reset_handler rewinds on purpose: what the transaction read before no longer binds it. */
-static void
-ev_forget_reads(const char *handler, size_t len)
+/* reset_handler rewinds on purpose, resize_handler and drop_handler start the group again: what
+ * the transaction read before no longer binds it. */
+void
+ev_forget_handler_reads(const char *handler, size_t len)
 {
 	for (EvHandlerRead *r = ev_reads; r != NULL; r = r->next)
 		if (r->len == len && memcmp(r->handler, handler, len) == 0)
@@ -202,7 +270,7 @@ ev_forget_reads(const char *handler, size_t len)
 }
 
 
-static int64
+int64
 ev_position_arg(FunctionCallInfo fcinfo, int argno)
 {
 	int64		position;
@@ -216,19 +284,14 @@ ev_position_arg(FunctionCallInfo fcinfo, int argno)
 	return position;
 }
 
-/* A member argument: not NULL, and a member of the handler. */
+/* A member argument: not NULL (whether the group has it is checked against its row). */
 static int32
-ev_member_arg(FunctionCallInfo fcinfo, int argno, const char *handler, size_t len)
+ev_member_arg(FunctionCallInfo fcinfo, int argno)
 {
-	int32		member;
-	ev_error	err;
-
 	if (argno >= PG_NARGS())
-		return 0;				/* a database still on 0.3.0: the old signature */
+		return 0;				/* a database still on 0.4.0: the old signature */
 	ev_require_arg(fcinfo, argno, "member");
-	member = PG_GETARG_INT32(argno);
-	ev_check(ev_check_member(handler, len, member, &err), &err);
-	return member;
+	return PG_GETARG_INT32(argno);
 }
 
 PG_FUNCTION_INFO_V1(everest_stream_partition);
@@ -251,13 +314,14 @@ everest_handler_position(PG_FUNCTION_ARGS)
 {
 	size_t		len;
 	char	   *handler = ev_handler_arg(fcinfo, &len);
-	int64		position;
+	int32		member = ev_member_arg(fcinfo, 1);
+	EvCheckpoint cp;
 
-	(void) ev_member_arg(fcinfo, 1, handler, len);
 	SPI_connect();
-	position = ev_handler_checkpoint(handler, len, NULL, NULL);
+	cp = ev_handler_checkpoint_row(handler, len, member, false, NULL, NULL);
 	SPI_finish();
-	PG_RETURN_INT64(position);
+	ev_require_member(handler, len, member, &cp);
+	PG_RETURN_INT64(cp.position);
 }
 
 PG_FUNCTION_INFO_V1(everest_handler_state);
@@ -268,42 +332,54 @@ everest_handler_state(PG_FUNCTION_ARGS)
 	char	   *handler = ev_handler_arg(fcinfo, &len);
 	Datum		state = (Datum) 0;
 	bool		state_null;
+	int32		member = ev_member_arg(fcinfo, 1);
+	EvCheckpoint cp;
 
-	(void) ev_member_arg(fcinfo, 1, handler, len);
 	SPI_connect();
-	ev_handler_checkpoint(handler, len, &state, &state_null);
+	cp = ev_handler_checkpoint_row(handler, len, member, false, &state, &state_null);
 	SPI_finish();
+	ev_require_member(handler, len, member, &cp);
 	if (state_null)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(state);
 }
 
-/* Writes the checkpoint row (locked, or absent) and returns it; exists = false: someone else
- * inserted it first. */
+/* Writes the member's checkpoint row (locked, or absent) and returns it; exists = false: someone
+ * else inserted it first. args: handler, position, state, member. */
 static EvCheckpoint
 ev_write_checkpoint(Datum *args, char *nulls, bool with_state, bool exists)
 {
-	Oid			types[3] = {TEXTOID, INT8OID, JSONBOID};
-	EvCheckpoint cp = {DatumGetInt64(args[1]), false, InvalidTransactionId};
+	Oid			types[4] = {TEXTOID, INT8OID, JSONBOID, INT4OID};
+	EvCheckpoint cp = {DatumGetInt64(args[1]), false, InvalidTransactionId, 1, false};
+	int			i = EV_SCHEMA_INDEX;
 	SPIPlanPtr	plan;
 	int			rc;
 
 	if (exists)
 		plan = with_state
-			? ev_prepare(&plan_update_state,
+			? ev_prepare(&plan_update_state[i], EV_BY_SCHEMA(
 						 "UPDATE everest.handlers SET position = $2, state = $3, updated_at = pg_catalog.now() "
-						 "WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING xmin", 3, types)
-			: ev_prepare(&plan_update_position,
+						 "WHERE handler OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $4 RETURNING xmin",
+						 "UPDATE everest.handlers SET position = $2, state = $3, updated_at = pg_catalog.now() "
+						 "WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING xmin"), 4, types)
+			: ev_prepare(&plan_update_position[i], EV_BY_SCHEMA(
 						 "UPDATE everest.handlers SET position = $2, updated_at = pg_catalog.now() "
-						 "WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING xmin", 2, types);
+						 "WHERE handler OPERATOR(pg_catalog.=) $1 AND member OPERATOR(pg_catalog.=) $4 RETURNING xmin",
+						 "UPDATE everest.handlers SET position = $2, updated_at = pg_catalog.now() "
+						 "WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING xmin"), 4, types);
 	else
+		/* only a group of one has members without a row (resize_handler writes them all) */
 		plan = with_state
-			? ev_prepare(&plan_insert_state,
+			? ev_prepare(&plan_insert_state[i], EV_BY_SCHEMA(
+						 "INSERT INTO everest.handlers (handler, member, position, state) VALUES ($1, $4, $2, $3) "
+						 "ON CONFLICT (handler, member) DO NOTHING RETURNING xmin",
 						 "INSERT INTO everest.handlers (handler, position, state) VALUES ($1, $2, $3) "
-						 "ON CONFLICT (handler) DO NOTHING RETURNING xmin", 3, types)
-			: ev_prepare(&plan_insert_position,
+						 "ON CONFLICT (handler) DO NOTHING RETURNING xmin"), 4, types)
+			: ev_prepare(&plan_insert_position[i], EV_BY_SCHEMA(
+						 "INSERT INTO everest.handlers (handler, member, position) VALUES ($1, $4, $2) "
+						 "ON CONFLICT (handler, member) DO NOTHING RETURNING xmin",
 						 "INSERT INTO everest.handlers (handler, position) VALUES ($1, $2) "
-						 "ON CONFLICT (handler) DO NOTHING RETURNING xmin", 2, types);
+						 "ON CONFLICT (handler) DO NOTHING RETURNING xmin"), 4, types);
 	rc = SPI_execute_plan(plan, args, nulls, false, 0);
 	ev_spi_check(rc, "saving a handler checkpoint");
 	if (SPI_processed == 1)
@@ -317,57 +393,70 @@ ev_write_checkpoint(Datum *args, char *nulls, bool with_state, bool exists)
 }
 
 /*
- * save_handler_position / save_handler_state (docs/topologies.md): under the locks of the
- * member's lease row and checkpoint row, the core decides from the facts (lease, expected
- * position, what this transaction read from, moving forward); then the row is written. Two
- * first-ever saves race on the insert: the loser finds the row and decides again.
+ * A resize's floors (docs/groups.md) are dropped, a generation at a time, once every member's
+ * checkpoint has passed them: nothing they hold back can be delivered any more.
  */
 static void
-ev_save_checkpoint(FunctionCallInfo fcinfo, bool with_state)
+ev_prune_floors(Datum handler)
 {
-	size_t		len;
-	char	   *handler = ev_handler_arg(fcinfo, &len);
-	int64		position = ev_position_arg(fcinfo, 1);
-	int			next_arg = with_state ? 3 : 2;
-	int32		member = ev_member_arg(fcinfo, next_arg, handler, len);
-	bool		lease_given = next_arg + 1 < PG_NARGS() && !PG_ARGISNULL(next_arg + 1);
-	pg_uuid_t  *lease = lease_given ? PG_GETARG_UUID_P(next_arg + 1) : NULL;
-	bool		expected_given = next_arg + 2 < PG_NARGS() && !PG_ARGISNULL(next_arg + 2);
-	int64		expected = expected_given ? ev_position_arg(fcinfo, next_arg + 2) : 0;
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[1] = {TEXTOID};
+	int			rc;
+
+	rc = SPI_execute_plan(ev_prepare(&plan_prune,
+									 "DELETE FROM everest.handler_floors AS f WHERE f.handler OPERATOR(pg_catalog.=) $1 "
+									 "AND f.generation OPERATOR(pg_catalog.=) ANY (ARRAY("
+									 "SELECT g.generation FROM everest.handler_floors AS g "
+									 "WHERE g.handler OPERATOR(pg_catalog.=) $1 GROUP BY g.generation "
+									 "HAVING pg_catalog.max(g.position) OPERATOR(pg_catalog.<=) ("
+									 "SELECT pg_catalog.min(h.position) FROM everest.handlers AS h "
+									 "WHERE h.handler OPERATOR(pg_catalog.=) $1)))", 1, types),
+						  &handler, NULL, false, 0);
+	ev_spi_check(rc, "dropping passed floors");
+}
+
+/*
+ * The save of a handler member's checkpoint (save_handler_position, save_handler_state,
+ * park_event; docs/topologies.md, docs/groups.md): under the group lock (shared) and the locks of
+ * the member's lease row and checkpoint row, the core decides from the facts (the member, the
+ * lease, the expected position, what this transaction read from, moving forward); then the row
+ * is written. Two first-ever saves race on the insert: the loser finds the row and decides again.
+ */
+int64
+ev_save_member(const char *handler, size_t len, int64 position, int32 member, const pg_uuid_t *lease,
+			   bool expected_given, int64 expected, bool with_state, Datum state, bool state_null)
+{
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	ev_save_facts facts;
 	ev_error	err;
 
 	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
 	args[1] = Int64GetDatum(position);
-	args[2] = (Datum) 0;
-	if (with_state)
-	{
-		if (PG_ARGISNULL(2))
-			nulls[2] = 'n';
-		else
-			args[2] = PG_GETARG_DATUM(2);
-	}
+	args[2] = state;
+	if (!with_state || state_null)
+		nulls[2] = 'n';
+	args[3] = Int32GetDatum(member);
 
 	memset(&facts, 0, sizeof(facts));
 	facts.handler = handler;
 	facts.handler_len = len;
 	facts.member = member;
 	facts.position = position;
-	facts.lease_given = lease_given;
+	facts.lease_given = lease != NULL;
 	facts.expected_given = expected_given;
 	facts.expected = expected;
 
 	ev_require_completed(position, -1);	/* EV006: lost in a failover, or never assigned */
+	ev_lock_handler_group(handler, len, false);
 	SPI_connect();
 	ev_lease_facts(handler, len, member, lease, &facts.lease_row_matches, &facts.lease_live);
 	for (;;)
 	{
-		EvCheckpoint before = ev_handler_checkpoint_row(handler, len, true, NULL, NULL);
+		EvCheckpoint before = ev_handler_checkpoint_row(handler, len, member, true, NULL, NULL);
 		EvHandlerRead *read = ev_find_read(handler, len, member);
 		EvCheckpoint after;
 
+		facts.members = before.members;
 		facts.stored = before.position;
 		facts.read_in_transaction = read != NULL;
 		facts.moved_since_read = read != NULL &&
@@ -377,11 +466,31 @@ ev_save_checkpoint(FunctionCallInfo fcinfo, bool with_state)
 		if (after.exists)
 		{
 			ev_record_checkpoint(handler, len, member, before, after, true);
+			if (before.floors)
+				ev_prune_floors(args[0]);
 			break;
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_finish();
+	return facts.stored;
+}
+
+static void
+ev_save_checkpoint(FunctionCallInfo fcinfo, bool with_state)
+{
+	size_t		len;
+	char	   *handler = ev_handler_arg(fcinfo, &len);
+	int64		position = ev_position_arg(fcinfo, 1);
+	int			next_arg = with_state ? 3 : 2;
+	int32		member = ev_member_arg(fcinfo, next_arg);
+	bool		lease_given = next_arg + 1 < PG_NARGS() && !PG_ARGISNULL(next_arg + 1);
+	bool		expected_given = next_arg + 2 < PG_NARGS() && !PG_ARGISNULL(next_arg + 2);
+
+	(void) ev_save_member(handler, len, position, member, lease_given ? PG_GETARG_UUID_P(next_arg + 1) : NULL,
+				   expected_given, expected_given ? ev_position_arg(fcinfo, next_arg + 2) : 0,
+				   with_state, with_state && !PG_ARGISNULL(2) ? PG_GETARG_DATUM(2) : (Datum) 0,
+				   !with_state || PG_ARGISNULL(2));
 }
 
 PG_FUNCTION_INFO_V1(everest_save_handler_position);
@@ -409,20 +518,37 @@ everest_reset_handler(PG_FUNCTION_ARGS)
 	int64		position = ev_position_arg(fcinfo, 1);
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		args[2];
+	int			i;
 	int			rc;
 
 	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
 	args[1] = Int64GetDatum(position);
+	ev_lock_handler_group(handler, len, true);
 	SPI_connect();
-	rc = SPI_execute_plan(ev_prepare(&plan_reset,
-									 "INSERT INTO everest.handlers AS h (handler, position) VALUES ($1, $2) "
-									 "ON CONFLICT (handler) DO UPDATE SET position = excluded.position, "
-									 "state = NULL, updated_at = pg_catalog.now()",
-									 2, types),
+	i = EV_SCHEMA_INDEX;
+	/* every member of the group rewinds; its floors go (they would hide what is to be redone) */
+	rc = SPI_execute_plan(ev_prepare(&plan_reset[i], EV_BY_SCHEMA(
+									 "WITH floors AS (DELETE FROM everest.handler_floors WHERE handler OPERATOR(pg_catalog.=) $1) "
+									 "UPDATE everest.handlers SET position = $2, state = NULL, updated_at = pg_catalog.now() "
+									 "WHERE handler OPERATOR(pg_catalog.=) $1",
+									 "UPDATE everest.handlers SET position = $2, state = NULL, updated_at = pg_catalog.now() "
+									 "WHERE handler OPERATOR(pg_catalog.=) $1"), 2, types),
 						  args, NULL, false, 0);
 	ev_spi_check(rc, "resetting a handler");
+	if (SPI_processed == 0)
+	{
+		rc = SPI_execute_plan(ev_prepare(&plan_reset_insert[i], EV_BY_SCHEMA(
+										 "INSERT INTO everest.handlers AS h (handler, member, position) VALUES ($1, 0, $2) "
+										 "ON CONFLICT (handler, member) DO UPDATE SET position = excluded.position, "
+										 "state = NULL, updated_at = pg_catalog.now()",
+										 "INSERT INTO everest.handlers AS h (handler, position) VALUES ($1, $2) "
+										 "ON CONFLICT (handler) DO UPDATE SET position = excluded.position, "
+										 "state = NULL, updated_at = pg_catalog.now()"), 2, types),
+							  args, NULL, false, 0);
+		ev_spi_check(rc, "resetting a handler");
+	}
 	SPI_finish();
-	ev_forget_reads(handler, len);
+	ev_forget_handler_reads(handler, len);
 	PG_RETURN_VOID();
 }
 
@@ -438,12 +564,14 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 	size_t		category_len;
 	ev_stream_kind kind = ev_classify_read(source, source_len, &category, &category_len);
 	int64		max_count = ev_max_count_arg(fcinfo, 2);
-	int32		member = ev_member_arg(fcinfo, 3, handler, len);
+	int32		member = ev_member_arg(fcinfo, 3);
 	bool		types_given = PG_NARGS() > 4 && !PG_ARGISNULL(4);
 	Datum		types = types_given ? PG_GETARG_DATUM(4) : (Datum) 0;
 	bool		after_given = PG_NARGS() > 5 && !PG_ARGISNULL(5);
 	int64		position = after_given ? PG_GETARG_INT64(5) : 0;
 	ev_error	err;
+	EvCheckpoint cp;
+	EvHandlerFilter filter;
 
 	if (types_given)
 	{
@@ -458,17 +586,15 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 		ev_check(ev_check_handler_read(after_given, position, false, 0, false, &err), &err);
 	ev_require_horizon();
 	ev_require_read_committed();
+	SPI_connect();
+	cp = ev_handler_checkpoint_row(handler, len, member, false, NULL, NULL);
+	SPI_finish();
+	ev_require_member(handler, len, member, &cp);
 	if (!after_given)
 	{
 		/* From the stored checkpoint, which a later save of this transaction compares with. */
-		SPI_connect();
-		{
-			EvCheckpoint cp = ev_handler_checkpoint_row(handler, len, false, NULL, NULL);
-
-			position = cp.position;
-			ev_record_checkpoint(handler, len, member, cp, cp, false);
-		}
-		SPI_finish();
+		position = cp.position;
+		ev_record_checkpoint(handler, len, member, cp, cp, false);
 	}
 	/* Before position++: a checkpoint at the bigint maximum is beyond anything assigned. */
 	ev_require_completed(position, -1);
@@ -479,12 +605,14 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 		position++;
 	if (kind == EV_STREAM_REGULAR)
 		kind = EV_STREAM_REGULAR_BY_POSITION;
-	if (types_given)
-		ev_read_types_into(fcinfo, kind, source, source_len, category, category_len, position,
-						   max_count, types);
-	else
-		ev_read_into(fcinfo, kind, source, source_len, category, category_len, position, true,
-					 max_count);
+	filter.handler = handler;
+	filter.handler_len = len;
+	filter.types = types;
+	filter.members = cp.members;
+	filter.member = member;
+	filter.floors = cp.floors;
+	ev_read_handler_into(fcinfo, kind, source, source_len, category, category_len, position, max_count,
+						 &filter);
 	return (Datum) 0;
 }
 

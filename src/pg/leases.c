@@ -18,7 +18,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-static SPIPlanPtr plan_facts, plan_acquire, plan_renew, plan_release;
+static SPIPlanPtr plan_facts, plan_acquire, plan_live, plan_renew, plan_release;
 
 /* The member's lease row, locked FOR SHARE: is it `lease`'s, and is it live? */
 void
@@ -95,26 +95,55 @@ everest_acquire_lease(PG_FUNCTION_ARGS)
 	char	   *handler = ev_handler_arg(fcinfo, &len);
 	Interval   *ttl = ev_ttl_arg(fcinfo, 1);
 	int32		first = 0;
-	int32		last = ev_handler_members() - 1;
+	int32		last;
 	Oid			types[4] = {TEXTOID, INT4OID, UUIDOID, INTERVALOID};
 	Datum		args[4];
+	bool	   *live = NULL;
 
 	ev_require_leases();
+	/* a resize in progress ends every lease: wait for it, then take a member of the new group */
+	ev_lock_handler_group(handler, len, false);
+	last = ev_handler_group_members(handler, len, NULL) - 1;
 	if (!PG_ARGISNULL(2))
 	{
 		ev_error	err;
 
-		first = last = PG_GETARG_INT32(2);
-		ev_check(ev_check_member(handler, len, first, &err), &err);
+		first = PG_GETARG_INT32(2);
+		ev_check(ev_check_member(handler, len, first, last + 1, &err), &err);
+		last = first;
 	}
 	ev_init_srf(fcinfo);
 	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
 	args[3] = PointerGetDatum(ttl);
 	SPI_connect();
+	if (first < last)
+	{
+		/* Members whose lease looks live are skipped without touching (and so waiting for) their
+		 * rows, which a saving holder keeps locked until it commits. */
+		Oid			ltypes[1] = {TEXTOID};
+		int			rc = SPI_execute_plan(ev_prepare(&plan_live,
+													 "SELECT member FROM everest.leases WHERE handler OPERATOR(pg_catalog.=) $1 "
+													 "AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
+													 1, ltypes),
+										  args, NULL, true, 0);
+
+		ev_spi_check(rc, "reading leases");
+		live = palloc0(sizeof(bool) * (last + 1));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int32		m = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (m >= 0 && m <= last)
+				live[m] = true;
+		}
+	}
 	for (int32 m = first; m <= last; m++)
 	{
 		int			rc;
 
+		if (live != NULL && live[m])
+			continue;
 		args[1] = Int32GetDatum(m);
 		args[2] = UUIDPGetDatum(ev_random_token());
 		rc = SPI_execute_plan(ev_prepare(&plan_acquire,

@@ -18,6 +18,8 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/params.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/memutils.h"
@@ -30,7 +32,6 @@
 static SPIPlanPtr plan_stream_fwd, plan_stream_bwd;
 static SPIPlanPtr plan_all_fwd, plan_all_bwd;
 static SPIPlanPtr plan_cat_fwd, plan_cat_bwd, plan_stream_by_position;
-static SPIPlanPtr plan_all_types, plan_cat_types, plan_stream_types;
 
 ev_stream_kind
 ev_classify_read(const char *stream, size_t len, const char **category, size_t *category_len)
@@ -356,56 +357,91 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 }
 
 /*
- * A forward read by position (read_handler_events' source: $all, a category, or a regular stream
- * by position) of the events whose type is one of `types` (a text[]), from `from` up to
- * safe_position(). The filter is the query's: max_count counts the events taken.
+ * The query of a handler member's read (read_handler_events, park_event's check): the events of
+ * `kind` (from $all, a category, or a regular stream by position) at positions $2..$3, at most
+ * $4, filtered by what `filter` asks: types ($5), the member's partition ($8 of a group of $7),
+ * and the floors a resize left for handler $6 (docs/groups.md). The filters are the query's, so
+ * max_count counts the events taken. One cached plan per shape.
+ */
+SPIPlanPtr
+ev_handler_read_plan(ev_stream_kind kind, const EvHandlerFilter *filter)
+{
+	static SPIPlanPtr plans[3][2][2][2];
+	Oid			argtypes[8] = {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID};
+	int			k = kind == EV_STREAM_ALL ? 0 : kind == EV_STREAM_CATEGORY ? 1 : 2;
+	bool		typed = filter->types != (Datum) 0;
+	bool		grouped = filter->members > 1;
+	SPIPlanPtr *cache = &plans[k][typed][grouped][filter->floors];
+	StringInfoData sql;
+
+	Assert(kind == EV_STREAM_ALL || kind == EV_STREAM_CATEGORY || kind == EV_STREAM_REGULAR_BY_POSITION);
+	if (*cache != NULL)
+		return ev_prepare(cache, NULL, 0, NULL);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT " EV_EVENT_COLUMNS "AS e WHERE ");
+	if (k == 1)
+		appendStringInfoString(&sql, "pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 AND ");
+	else if (k == 2)
+		appendStringInfoString(&sql, "stream OPERATOR(pg_catalog.=) $1 AND ");
+	appendStringInfoString(&sql, "position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3");
+	if (typed)
+		appendStringInfoString(&sql, " AND type OPERATOR(pg_catalog.=) ANY ($5)");
+	if (grouped)
+		appendStringInfoString(&sql, " AND everest.stream_partition(e.stream, $7) OPERATOR(pg_catalog.=) $8");
+	if (filter->floors)
+		appendStringInfoString(&sql, " AND NOT EXISTS (SELECT FROM everest.handler_floors AS f "
+							   "WHERE f.handler OPERATOR(pg_catalog.=) $6 "
+							   "AND f.member OPERATOR(pg_catalog.=) everest.stream_partition(e.stream, f.members) "
+							   "AND e.position OPERATOR(pg_catalog.<=) f.position)");
+	appendStringInfoString(&sql, k == 2 ? " ORDER BY version LIMIT $4" : " ORDER BY position LIMIT $4");
+	/* a custom plan for categories: how rare the category is decides between its index and $all's */
+	return ev_prepare_opts(cache, sql.data, 8, argtypes, k == 1 ? CURSOR_OPT_CUSTOM_PLAN : 0);
+}
+
+/* The arguments of ev_handler_read_plan's query. */
+void
+ev_handler_read_args(Datum *args, ev_stream_kind kind, const char *stream, size_t stream_len,
+					 const char *category, size_t category_len, int64 from, int64 upto, int64 max_count,
+					 const EvHandlerFilter *filter)
+{
+	/* every parameter gets a valid value, used or not (error reports may print them) */
+	args[0] = kind == EV_STREAM_ALL ? PointerGetDatum(cstring_to_text(""))
+		: kind == EV_STREAM_CATEGORY ? PointerGetDatum(cstring_to_text_with_len(category, category_len))
+		: PointerGetDatum(cstring_to_text_with_len(stream, stream_len));
+	args[1] = Int64GetDatum(from);
+	args[2] = Int64GetDatum(upto);
+	args[3] = Int64GetDatum(max_count);
+	args[4] = filter->types != (Datum) 0 ? filter->types : PointerGetDatum(construct_empty_array(TEXTOID));
+	args[5] = PointerGetDatum(cstring_to_text_with_len(filter->handler, filter->handler_len));
+	args[6] = Int32GetDatum(filter->members);
+	args[7] = Int32GetDatum(filter->member);
+}
+
+/*
+ * A handler member's read (read_handler_events) from `from` up to safe_position(): without a
+ * filter, the plain read of its source; with one, ev_handler_read_plan's query.
  */
 void
-ev_read_types_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, size_t stream_len,
-				   const char *category, size_t category_len, int64 from, int64 max_count, Datum types)
+ev_read_handler_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, size_t stream_len,
+					 const char *category, size_t category_len, int64 from, int64 max_count,
+					 const EvHandlerFilter *filter)
 {
-	Oid			argtypes[5] = {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID};
-	Datum		args[5];
-	SPIPlanPtr	plan;
+	Datum		args[8];
 	int64		upto;
 
-	Assert(kind != EV_STREAM_REGULAR);
+	if (filter->types == (Datum) 0 && filter->members <= 1 && !filter->floors)
+	{
+		ev_read_into(fcinfo, kind, stream, stream_len, category, category_len, from, true, max_count);
+		return;
+	}
 	if (!ev_read_begin(fcinfo, kind, max_count, &upto))
 		return;
 	ev_require_completed(from - 1, upto);
 	if (!ev_read_window(true, from, &upto))
 		return;
-	args[1] = Int64GetDatum(from);
-	args[2] = Int64GetDatum(upto);
-	args[3] = Int64GetDatum(max_count);
-	args[4] = types;
+	ev_handler_read_args(args, kind, stream, stream_len, category, category_len, from, upto, max_count, filter);
 	SPI_connect();
-	if (kind == EV_STREAM_ALL)
-	{
-		args[0] = (Datum) 0;	/* $1 is not used */
-		plan = ev_prepare(&plan_all_types, "SELECT " EV_EVENT_COLUMNS
-						  "WHERE position OPERATOR(pg_catalog.>=) $2 "
-						  "AND position OPERATOR(pg_catalog.<=) $3 AND type OPERATOR(pg_catalog.=) ANY ($5) "
-						  "ORDER BY position LIMIT $4", 5, argtypes);
-	}
-	else if (kind == EV_STREAM_REGULAR_BY_POSITION)
-	{
-		args[0] = PointerGetDatum(cstring_to_text_with_len(stream, stream_len));
-		plan = ev_prepare(&plan_stream_types, "SELECT " EV_EVENT_COLUMNS
-						  "WHERE stream OPERATOR(pg_catalog.=) $1 AND position OPERATOR(pg_catalog.>=) $2 "
-						  "AND position OPERATOR(pg_catalog.<=) $3 AND type OPERATOR(pg_catalog.=) ANY ($5) "
-						  "ORDER BY version LIMIT $4", 5, argtypes);
-	}
-	else
-	{
-		args[0] = PointerGetDatum(cstring_to_text_with_len(category, category_len));
-		plan = ev_prepare_opts(&plan_cat_types, "SELECT " EV_EVENT_COLUMNS
-							   "WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 "
-							   "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
-							   "AND type OPERATOR(pg_catalog.=) ANY ($5) ORDER BY position LIMIT $4",
-							   5, argtypes, CURSOR_OPT_CUSTOM_PLAN);
-	}
-	ev_run_into_result(fcinfo, plan, args);
+	ev_run_into_result(fcinfo, ev_handler_read_plan(kind, filter), args);
 	SPI_finish();
 }
 

@@ -1,7 +1,7 @@
 -- everest pgTAP: the fixed SQL surface (DESIGN.md section 2: "these names and shapes are fixed,
 -- so that clients and examples keep working") and the dump registration of section 6.
 BEGIN;
-SELECT plan(77);
+SELECT plan(85);
 
 SELECT has_schema('everest', 'schema everest exists');
 
@@ -33,7 +33,11 @@ INSERT INTO surface VALUES
  ('reset_handler', 'handler text, "position" bigint', 'void'),
  ('read_handler_events', 'handler text, source text, max_count integer, member integer, types text[], after bigint', 'SETOF everest.recorded_event'),
  ('try_acquire_handler', 'handler text', 'boolean'),
- ('stream_partition', 'stream text, members integer', 'integer');
+ ('stream_partition', 'stream text, members integer', 'integer'),
+ ('resize_handler', 'handler text, members integer', 'void'),
+ ('drop_handler', 'handler text', 'boolean'),
+ ('park_event', 'handler text, "position" bigint, reason text, member integer, lease uuid', 'void'),
+ ('unpark_event', 'handler text, "position" bigint', 'boolean');
 
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'everest'::regnamespace AND p.proname = s.name),
           1::bigint, format('everest.%s exists, without overloads', s.name))

@@ -88,13 +88,41 @@ TEST(CheckSave, FencingComesBeforeEverythingElse) {
   EXPECT_EQ(StateOf(f), "EV005");
 }
 
-TEST(CheckMember, OnlyMemberZeroUntilGroupsExist) {
-  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 0); }).sqlstate, "");
-  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 1); }).sqlstate, "22023");
-  EXPECT_EQ(ErrorOf([] { everest::check_member("h", -1); }).sqlstate, "22023");
+TEST(CheckMember, WithinTheGroup) {
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 0, 1); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 1, 1); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", -1, 4); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 3, 4); }).sqlstate, "");
+  EXPECT_EQ(ErrorOf([] { everest::check_member("h", 4, 4); }).message, "member 4 is out of range for handler \"h\"");
   SaveFacts f = Plain(5, 4);
   f.member = 2;
   EXPECT_EQ(StateOf(f), "22023");
+  f.members = 3;
+  EXPECT_EQ(StateOf(f), "");
+}
+
+TEST(PlanResize, StartsAtTheLowestAndKeepsFloorsWhenTheyDiffer) {
+  const std::int64_t same[] = {7, 7, 7, 7};
+  auto p = everest::plan_resize("h", 4, 2, same, 4);
+  EXPECT_TRUE(p.change);
+  EXPECT_EQ(p.start, 7);
+  EXPECT_FALSE(p.floors);
+  const std::int64_t differ[] = {9, 4, 12, 6};
+  p = everest::plan_resize("h", 4, 6, differ, 4);
+  EXPECT_EQ(p.start, 4);
+  EXPECT_TRUE(p.floors);
+  EXPECT_FALSE(everest::plan_resize("h", 4, 4, differ, 4).change);
+  // a group of one that never saved has no row: it is at 0
+  p = everest::plan_resize("h", 1, 3, nullptr, 0);
+  EXPECT_TRUE(p.change);
+  EXPECT_EQ(p.start, 0);
+  EXPECT_FALSE(p.floors);
+  const std::int64_t some[] = {5, 8};
+  p = everest::plan_resize("h", 3, 2, some, 2);  // member 2 has no row
+  EXPECT_EQ(p.start, 0);
+  EXPECT_TRUE(p.floors);
+  EXPECT_EQ(ErrorOf([] { everest::plan_resize("h", 1, 0, nullptr, 0); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::plan_resize("h", 1, 1025, nullptr, 0); }).sqlstate, "22023");
 }
 
 TEST(CheckLeaseTtl, PositiveAndAtMostADay) {
