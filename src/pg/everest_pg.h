@@ -162,7 +162,8 @@ extern void ev_stream_state(const char *stream, size_t len, bool for_write, int6
 /* handlers.c: a member's save (save_handler_position, save_handler_state, park_event) */
 extern void ev_lock_handler_group(const char *handler, size_t len, bool exclusive);
 extern int64 ev_position_arg(FunctionCallInfo fcinfo, int argno);	/* 22004, 22023 below 0 */
-extern int32 ev_handler_group_members(const char *handler, size_t len, bool *floors);
+extern int32 ev_handler_group_members(const char *handler, size_t len, int32 member, bool *floors,
+									  int64 *position);
 extern int64 ev_save_member(const char *handler, size_t len, int64 position, int32 member,
 						   const pg_uuid_t *lease, bool expected_given, int64 expected, bool with_state,
 						   Datum state, bool state_null);

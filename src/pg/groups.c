@@ -154,25 +154,31 @@ everest_park_event(PG_FUNCTION_ARGS)
 	ev_require_arg(fcinfo, 3, "member");
 	member = PG_GETARG_INT32(3);
 	ev_require_groups();
-	before = ev_save_member(handler, len, position, member, lease, false, 0, false, (Datum) 0, true);
 
+	/* The member's next event after its checkpoint, before anything moves it. */
 	memset(&filter, 0, sizeof(filter));
 	filter.handler = handler;
 	filter.handler_len = len;
 	filter.member = member;
-	filter.members = ev_handler_group_members(handler, len, &filter.floors);
 	filter.types = (Datum) 0;
-	ev_handler_read_args(args, EV_STREAM_ALL, NULL, 0, NULL, 0, before + 1, Min(position, ev_safe_position()),
-						 1, &filter);
-	SPI_connect();
-	rc = SPI_execute_plan(ev_handler_read_plan(EV_STREAM_ALL, &filter), args, NULL, true, 1);
-	ev_spi_check(rc, "finding the member's next event");
-	if (SPI_processed == 1)
+	filter.members = ev_handler_group_members(handler, len, member, &filter.floors, &before);
+	if (before < position)
 	{
-		bool		isnull;
+		ev_handler_read_args(args, EV_STREAM_ALL, NULL, 0, NULL, 0, before + 1, Min(position, ev_safe_position()),
+							 1, &filter);
+		SPI_connect();
+		rc = SPI_execute_plan(ev_handler_read_plan(EV_STREAM_ALL, &filter), args, NULL, true, 1);
+		ev_spi_check(rc, "finding the member's next event");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
 
-		next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		}
+		SPI_finish();
 	}
+	/* The save's rules, and the checkpoint must still be the one the next event was found from. */
+	(void) ev_save_member(handler, len, position, member, lease, true, before, false, (Datum) 0, true);
 	if (next != position)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -183,11 +189,12 @@ everest_park_event(PG_FUNCTION_ARGS)
 				 : errdetail("No event of this member lies after its checkpoint " INT64_FORMAT " up to that position.",
 							 before),
 				 errhint("Save the checkpoint up to the event before it, then park the event.")));
+	SPI_connect();
 	{
 		Datum		pargs[4];
 		Oid			ptypes[4] = {TEXTOID, INT4OID, INT8OID, TEXTOID};
 
-		pargs[0] = args[5];
+		pargs[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
 		pargs[1] = Int32GetDatum(member);
 		pargs[2] = Int64GetDatum(position);
 		pargs[3] = PointerGetDatum(cstring_to_text_with_len(reason, reason_len));

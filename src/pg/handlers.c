@@ -39,6 +39,8 @@ typedef struct EvCheckpoint
 	bool		floors;
 } EvCheckpoint;
 
+static void ev_require_member(const char *handler, size_t len, int32 member, const EvCheckpoint *cp);
+
 #define EV_FLOORS_EXIST "EXISTS (SELECT FROM everest.handler_floors AS f WHERE f.handler OPERATOR(pg_catalog.=) $1)"
 
 static EvCheckpoint
@@ -108,19 +110,28 @@ ev_handler_checkpoint_row(const char *handler, size_t len, int32 member, bool lo
 	return cp;
 }
 
-/* The size of the handler's group (1 for a handler with no row), and whether it has floors. */
+/*
+ * The size of the handler's group (1 for a handler with no row), whether it has floors, and the
+ * checkpoint of `member` (22023 unless the group has it).
+ */
 int32
-ev_handler_group_members(const char *handler, size_t len, bool *floors)
+ev_handler_group_members(const char *handler, size_t len, int32 member, bool *floors, int64 *position)
 {
 	EvCheckpoint cp;
 
 	SPI_connect();
-	cp = ev_handler_checkpoint_row(handler, len, 0, false, NULL, NULL);
+	cp = ev_handler_checkpoint_row(handler, len, member, false, NULL, NULL);
 	SPI_finish();
 	if (floors)
 		*floors = cp.floors;
+	if (position)
+	{
+		ev_require_member(handler, len, member, &cp);
+		*position = cp.position;
+	}
 	return cp.members;
 }
+
 
 /* 22023 unless member is one of the group's (its size is in cp). */
 static void

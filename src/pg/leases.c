@@ -103,7 +103,7 @@ everest_acquire_lease(PG_FUNCTION_ARGS)
 	ev_require_leases();
 	/* a resize in progress ends every lease: wait for it, then take a member of the new group */
 	ev_lock_handler_group(handler, len, false);
-	last = ev_handler_group_members(handler, len, NULL) - 1;
+	last = ev_handler_group_members(handler, len, 0, NULL, NULL) - 1;
 	if (!PG_ARGISNULL(2))
 	{
 		ev_error	err;
