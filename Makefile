@@ -30,7 +30,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=everest
 # isolation specs (test/isolation/specs/<name>.spec, test/isolation/expected/<name>.out)
 ISOLATION = same_stream_race new_stream_race delete_vs_append horizon_in_flight horizon_subxact \
             handler_lease handler_save_race idempotent_race repeatable_read_append \
-            exactly_once_without_lease lease_fencing
+            exactly_once_without_lease lease_fencing group_races
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=everest
 
 EXTRA_CLEAN = build results regression.diffs regression.out output_iso
