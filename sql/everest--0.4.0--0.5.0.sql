@@ -38,7 +38,19 @@ CREATE TABLE everest.parked (
     parked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT parked_pkey PRIMARY KEY (handler, position)
 );
-REVOKE ALL ON everest.handler_floors, everest.parked FROM PUBLIC;
+
+-- How many times a runner tried a member's next event (note_attempt), outside the transactions
+-- that apply it, so that a runner that crashes on a poison event still reaches its limit and
+-- parks it (docs/groups.md, "Poison events"). One row per member: the position it is stuck at.
+CREATE TABLE everest.attempts (
+    handler    text        COLLATE "C" NOT NULL,
+    member     integer     NOT NULL,
+    position   bigint      NOT NULL,
+    attempts   integer     NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT attempts_pkey PRIMARY KEY (handler, member)
+);
+REVOKE ALL ON everest.handler_floors, everest.parked, everest.attempts FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('everest.handler_floors', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.parked', '');
 
@@ -105,6 +117,10 @@ CREATE FUNCTION everest.unpark_event(handler text, "position" bigint) RETURNS bo
     AS 'MODULE_PATHNAME', 'everest_unpark_event' LANGUAGE C VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
+CREATE FUNCTION everest.note_attempt(handler text, "position" bigint, member integer DEFAULT 0) RETURNS integer
+    AS 'MODULE_PATHNAME', 'everest_note_attempt' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
 CREATE VIEW everest.parked_events AS
     SELECT handler, member, position, stream, version, type, reason, parked_at
       FROM everest.parked;
@@ -126,7 +142,7 @@ CREATE VIEW everest.handler_status AS
 REVOKE ALL ON everest.parked_events, everest.handler_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION everest.stream_partition(text, integer), everest.resize_handler(text, integer),
                        everest.drop_handler(text), everest.park_event(text, bigint, text, integer, uuid),
-                       everest.unpark_event(text, bigint) FROM PUBLIC;
+                       everest.unpark_event(text, bigint), everest.note_attempt(text, bigint, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION everest.handler_position(text, integer),
                        everest.handler_state(text, integer),
                        everest.read_handler_events(text, text, integer, integer, text[], bigint) FROM PUBLIC;

@@ -69,6 +69,18 @@ CREATE TABLE everest.handler_floors (
     CONSTRAINT handler_floors_pkey PRIMARY KEY (handler, generation, member)
 );
 
+-- How many times a runner tried a member's next event (note_attempt), outside the transactions
+-- that apply it, so that a runner that crashes on a poison event still reaches its limit and
+-- parks it (docs/groups.md, "Poison events"). One row per member: the position it is stuck at.
+CREATE TABLE everest.attempts (
+    handler    text        COLLATE "C" NOT NULL,
+    member     integer     NOT NULL,
+    position   bigint      NOT NULL,
+    attempts   integer     NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT attempts_pkey PRIMARY KEY (handler, member)
+);
+
 -- Parked (poison) events: park_event records one and moves the member's checkpoint to it.
 CREATE TABLE everest.parked (
     handler   text        COLLATE "C" NOT NULL,
@@ -327,6 +339,10 @@ CREATE FUNCTION everest.park_event(handler text, "position" bigint, reason text,
 
 CREATE FUNCTION everest.unpark_event(handler text, "position" bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'everest_unpark_event' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.note_attempt(handler text, "position" bigint, member integer DEFAULT 0) RETURNS integer
+    AS 'MODULE_PATHNAME', 'everest_note_attempt' LANGUAGE C VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
 CREATE VIEW everest.parked_events AS

@@ -58,6 +58,7 @@ typedef struct EvCatalog
 	bool		handlers_grouped;	/* a row per member (0.5.0); false: one per handler */
 	Oid			handler_floors; /* InvalidOid in a database still on 0.4.0 */
 	Oid			parked;			/* likewise */
+	Oid			attempts;		/* likewise */
 	Oid			leases;			/* InvalidOid in a database still on 0.3.0 */
 	Oid			horizon;		/* likewise */
 	Oid			epochs;			/* likewise */

@@ -9,12 +9,13 @@
 #include "utils/builtins.h"
 #include "utils/uuid.h"
 
-static SPIPlanPtr plan_members, plan_end_leases, plan_floors, plan_ungroup, plan_regroup, plan_drop, plan_park, plan_unpark;
+static SPIPlanPtr plan_attempt, plan_members, plan_end_leases, plan_floors, plan_ungroup, plan_regroup, plan_drop, plan_park, plan_unpark;
 
 static void
 ev_require_groups(void)
 {
-	if (!OidIsValid(ev_catalog()->handler_floors) || !OidIsValid(ev_catalog()->parked))
+	if (!OidIsValid(ev_catalog()->handler_floors) || !OidIsValid(ev_catalog()->parked) ||
+		!OidIsValid(ev_catalog()->attempts))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this database's everest has no handler groups"),
@@ -66,6 +67,7 @@ everest_resize_handler(PG_FUNCTION_ARGS)
 		args[1] = Int32GetDatum(members);
 		args[2] = Int64GetDatum(plan.start);
 		rc = SPI_execute_plan(ev_prepare(&plan_end_leases,
+										 "WITH a AS (DELETE FROM everest.attempts WHERE handler OPERATOR(pg_catalog.=) $1) "
 										 "DELETE FROM everest.leases WHERE handler OPERATOR(pg_catalog.=) $1",
 										 1, types), args, NULL, false, 0);
 		ev_spi_check(rc, "ending a group's leases");
@@ -116,9 +118,10 @@ everest_drop_handler(PG_FUNCTION_ARGS)
 									 "WITH h AS (DELETE FROM everest.handlers WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING 1), "
 									 "f AS (DELETE FROM everest.handler_floors WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING 1), "
 									 "l AS (DELETE FROM everest.leases WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING 1), "
-									 "p AS (DELETE FROM everest.parked WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING 1) "
+									 "p AS (DELETE FROM everest.parked WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING 1), "
+									 "a AS (DELETE FROM everest.attempts WHERE handler OPERATOR(pg_catalog.=) $1 RETURNING 1) "
 									 "SELECT EXISTS (SELECT FROM h) OR EXISTS (SELECT FROM f) OR EXISTS (SELECT FROM l) "
-									 "OR EXISTS (SELECT FROM p)", 1, types),
+									 "OR EXISTS (SELECT FROM p) OR EXISTS (SELECT FROM a)", 1, types),
 						  args, NULL, false, 1);
 	ev_spi_check(rc, "dropping a handler");
 	found = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -235,3 +238,49 @@ everest_unpark_event(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_BOOL(removed > 0);
 }
+
+/*
+ * note_attempt(handler, position, member): one more attempt at the member's event at `position`,
+ * counted in its own row whatever the caller's transaction does next (call it before applying,
+ * in a transaction of its own, so that a crash counts too). Returns the attempts so far; a
+ * position other than the one counted starts again at 1.
+ */
+PG_FUNCTION_INFO_V1(everest_note_attempt);
+Datum
+everest_note_attempt(PG_FUNCTION_ARGS)
+{
+	size_t		len;
+	char	   *handler = ev_handler_arg(fcinfo, &len);
+	int64		position = ev_position_arg(fcinfo, 1);
+	int32		member;
+	int32		attempts;
+	Datum		args[3];
+	Oid			types[3] = {TEXTOID, INT4OID, INT8OID};
+	bool		isnull;
+	int			rc;
+
+	ev_require_arg(fcinfo, 2, "member");
+	member = PG_GETARG_INT32(2);
+	ev_require_groups();
+	{
+		int64		checkpoint;	/* 22023 for a member the group does not have */
+
+		(void) ev_handler_group_members(handler, len, member, NULL, &checkpoint);
+	}
+	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
+	args[1] = Int32GetDatum(member);
+	args[2] = Int64GetDatum(position);
+	SPI_connect();
+	rc = SPI_execute_plan(ev_prepare(&plan_attempt,
+									 "INSERT INTO everest.attempts AS a (handler, member, position, attempts) "
+									 "VALUES ($1, $2, $3, 1) ON CONFLICT (handler, member) DO UPDATE "
+									 "SET attempts = CASE WHEN a.position OPERATOR(pg_catalog.=) excluded.position "
+									 "THEN a.attempts OPERATOR(pg_catalog.+) 1 ELSE 1 END, "
+									 "position = excluded.position, updated_at = pg_catalog.now() RETURNING attempts",
+									 3, types), args, NULL, false, 1);
+	ev_spi_check(rc, "counting an attempt");
+	attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_INT32(attempts);
+}
+

@@ -9,7 +9,7 @@ SELECT count(*) AS _ FROM generate_series(1, 48) i,
 SELECT pg_sleep(0.05) IS NULL AS _ \gset
 
 BEGIN;
-SELECT plan(61);
+SELECT plan(66);
 SELECT set_config('tap.g', :'g', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.src() RETURNS text LANGUAGE sql STABLE AS $f$ SELECT '$ce-' || current_setting('tap.g') $f$;
 CREATE FUNCTION pg_temp.h(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS
@@ -177,14 +177,24 @@ SELECT is(everest.unpark_event(pg_temp.h(), (SELECT next FROM nexts WHERE m = 0)
 SELECT is(everest.unpark_event(pg_temp.h(), (SELECT next FROM nexts WHERE m = 0)), false, '... once');
 
 -- =============================================================================================
+-- note_attempt: counts that survive the transactions that apply
+-- =============================================================================================
+SELECT is(everest.note_attempt(pg_temp.h(), 40, 1), 1, 'note_attempt: a first attempt');
+SELECT is(everest.note_attempt(pg_temp.h(), 40, 1), 2, '... a second at the same position');
+SELECT is(everest.note_attempt(pg_temp.h(), 41, 1), 1, '... another position starts again at 1');
+SELECT throws_ok($$SELECT everest.note_attempt(pg_temp.h(), 40, 2)$$, '22023', NULL, 'note_attempt for a member outside the group is 22023');
+SELECT throws_ok($$SELECT everest.note_attempt(pg_temp.h(), -1)$$, '22023', NULL, 'note_attempt at a negative position is 22023');
+
+-- =============================================================================================
 -- drop_handler
 -- =============================================================================================
 SELECT lives_ok(format($$SELECT everest.park_event(%L, %s, 'boom', member => 1)$$, pg_temp.h(), (SELECT next FROM nexts WHERE m = 1)),
                 'park one more');
 SELECT is(everest.drop_handler(pg_temp.h()), true, 'drop_handler removes a handler');
 SELECT is((SELECT count(*) FROM everest.handlers WHERE handler = pg_temp.h()) + (SELECT count(*) FROM everest.parked WHERE handler = pg_temp.h())
-          + (SELECT count(*) FROM everest.leases WHERE handler = pg_temp.h()) + (SELECT count(*) FROM everest.handler_floors WHERE handler = pg_temp.h()),
-          0::bigint, '... its checkpoints, leases, floors and parked events');
+          + (SELECT count(*) FROM everest.leases WHERE handler = pg_temp.h()) + (SELECT count(*) FROM everest.handler_floors WHERE handler = pg_temp.h())
+          + (SELECT count(*) FROM everest.attempts WHERE handler = pg_temp.h()),
+          0::bigint, '... its checkpoints, leases, floors, attempts and parked events');
 SELECT is(everest.drop_handler(pg_temp.h()), false, 'dropping it again: false');
 
 SELECT * FROM finish();

@@ -1,7 +1,7 @@
 -- everest pgTAP: the fixed SQL surface (DESIGN.md section 2: "these names and shapes are fixed,
 -- so that clients and examples keep working") and the dump registration of section 6.
 BEGIN;
-SELECT plan(85);
+SELECT plan(87);
 
 SELECT has_schema('everest', 'schema everest exists');
 
@@ -37,7 +37,8 @@ INSERT INTO surface VALUES
  ('resize_handler', 'handler text, members integer', 'void'),
  ('drop_handler', 'handler text', 'boolean'),
  ('park_event', 'handler text, "position" bigint, reason text, member integer, lease uuid', 'void'),
- ('unpark_event', 'handler text, "position" bigint', 'boolean');
+ ('unpark_event', 'handler text, "position" bigint', 'boolean'),
+ ('note_attempt', 'handler text, "position" bigint, member integer', 'integer');
 
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'everest'::regnamespace AND p.proname = s.name),
           1::bigint, format('everest.%s exists, without overloads', s.name))
@@ -131,7 +132,7 @@ SELECT is(everest.delete_stream(stream => 'tapsurface-n', expected_version => 1,
 SELECT is((SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
             WHERE c.relnamespace = 'everest'::regnamespace AND c.relkind IN ('r', 'p', 'S')
               AND c.oid <> ALL (SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'everest')),
-          'leases', 'every table and sequence of everest but leases is registered with pg_extension_config_dump');
+          'attempts,leases', 'every table and sequence of everest but leases and attempts is registered with pg_extension_config_dump');
 SELECT ok('everest.events'::regclass = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'everest')::oid[]),
           'everest.events is registered with pg_extension_config_dump');
 
