@@ -26,12 +26,16 @@ GRANT EXECUTE ON FUNCTION
     everest.stream_version(text)
 TO :"writer";
 
--- subscriber: run handlers (read their events, checkpoints and state, leases); no rewinds
+-- subscriber: run handlers and group members (read their events, checkpoints and state, leases,
+-- park poison events and count attempts); no rewinds, no resizes
 GRANT USAGE ON SCHEMA everest TO :"subscriber";
 GRANT EXECUTE ON FUNCTION
-    everest.read_handler_events(text, text, integer),
-    everest.handler_position(text),
-    everest.handler_state(text),
+    everest.read_handler_events(text, text, integer, integer, text[], bigint),
+    everest.handler_position(text, integer),
+    everest.handler_state(text, integer),
+    everest.stream_partition(text, integer),
+    everest.park_event(text, bigint, text, integer, uuid),
+    everest.note_attempt(text, bigint, integer),
     everest.save_handler_position(text, bigint, integer, uuid, bigint),
     everest.save_handler_state(text, bigint, jsonb, integer, uuid, bigint),
     everest.acquire_lease(text, interval, integer),
@@ -43,12 +47,16 @@ GRANT EXECUTE ON FUNCTION
     everest.wait_for_position(bigint, integer)
 TO :"subscriber";
 
--- admin: what rewrites history or rewinds readers, and who holds the horizon
+-- admin: what rewrites history, rewinds or reshapes handlers, and what operators watch
 GRANT USAGE ON SCHEMA everest TO :"admin";
 GRANT EXECUTE ON FUNCTION
     everest.delete_stream(text, bigint, boolean),
     everest.reset_handler(text, bigint),
+    everest.resize_handler(text, integer),
+    everest.drop_handler(text),
+    everest.unpark_event(text, bigint),
+    everest.safe_position(),
     everest.in_flight_appends(),
     everest.notifiers()
 TO :"admin";
-GRANT SELECT ON everest.horizon_holders TO :"admin";
+GRANT SELECT ON everest.horizon_holders, everest.handler_status, everest.parked_events TO :"admin";
