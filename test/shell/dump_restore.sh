@@ -13,6 +13,11 @@ SELECT everest.delete_stream('acct-3');
 SELECT everest.append_event('gone-1', 'Opened');
 SELECT everest.delete_stream('gone-1', tombstone => true);
 SELECT everest.save_handler_state('projector', 2, '{"balance": 7}');
+-- a group of two with different checkpoints, resized to three (floors), and a parked event
+SELECT everest.resize_handler('grouped', 2);
+SELECT everest.save_handler_position('grouped', 1, member => everest.stream_partition('acct-1', 2));
+SELECT everest.resize_handler('grouped', 3);
+SELECT everest.park_event('grouped', 2, 'poison', member => everest.stream_partition('acct-1', 3));
 SQL
 before=$(q -d ev_dump_src -c "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', stream, version, position, id, type, data, metadata, created_at), ';' ORDER BY position) FROM everest.read_all_forward(0, 100000)")
 # The comparisons below would pass if both reads failed (two empty strings): the source must read.
@@ -29,6 +34,11 @@ is "every event survives dump and restore, ids, data and times included" "$after
 is "stream versions survive" "$(q -d ev_dump_dst -c "SELECT everest.stream_version('acct-1') || ',' || everest.stream_version('acct-2') || ',' || everest.stream_version('acct-3')")" "1,0,-1"
 is "handler checkpoint and state survive" "$(q -d ev_dump_dst -c "SELECT everest.handler_position('projector') || ' ' || everest.handler_state('projector')")" '2 {"balance": 7}'
 is "a tombstone survives" "$(sqlstate_of ev_dump_dst "SELECT everest.append_event('gone-1', 'X')")" "EV002"
+group_of() { q -d "$1" -c "SELECT (SELECT string_agg(member || ':' || members || ':' || position, ',' ORDER BY member) FROM everest.handlers WHERE handler = 'grouped')
+                                || ' floors ' || (SELECT string_agg(generation || ':' || members || ':' || member || ':' || position, ',') FROM everest.handler_floors WHERE handler = 'grouped')
+                                || ' parked ' || (SELECT string_agg(position || ':' || stream || ':' || reason, ',') FROM everest.parked_events WHERE handler = 'grouped')"; }
+is "a group's members, floors and parked events survive (and there were some)" \
+  "$(group_of ev_dump_dst)|$(group_of ev_dump_src | grep -c 'floors 1:2:.*parked 2:acct-1:poison')" "$(group_of ev_dump_src)|1"
 is "appends continue at the next version" "$(q -d ev_dump_dst -c "SELECT first_version FROM everest.append_event('acct-1', 'Withdrawn', expected_version => 1)")" "2"
 is "appends continue at a higher position" "$(q -d ev_dump_dst -c "SELECT first_position > $last FROM everest.append_event('acct-2', 'Closed')")" "t"
 is "a deleted stream restarts at version 0" "$(q -d ev_dump_dst -c "SELECT first_version FROM everest.append_event('acct-3', 'Reopened', expected_version => -1)")" "0"

@@ -145,6 +145,10 @@ is "the EXECUTE grants on read_handler_events and handler_position survive their
 is "old calls of the replaced functions keep working" \
   "$(q -d ev_up_data -c "SELECT everest.save_handler_position('projector', 3)" -c "SELECT everest.save_handler_state('projector', 4, '{}')" -c "SELECT everest.handler_position('projector')" \
        -c "SELECT count(*) FROM everest.read_handler_events('projector', '\$all', 10)" | tail -2 | tr '\n' ' ')" "4 10 "
+is "a handler saved before the upgrade is member 0 of a group of one" \
+  "$(q -d ev_up_data -c "SELECT string_agg(member || ':' || members || ':' || position, ',') FROM everest.handlers WHERE handler = 'projector'")" "0:1:4"
+is "... and the upgraded store resizes it into a group that reads on from there" \
+  "$(q -d ev_up_data -c "SELECT everest.resize_handler('projector', 3)" -c "SELECT string_agg(DISTINCT position::text, ',') FROM everest.handlers WHERE handler = 'projector'" | tail -1)" "4"
 is "the user's index on everest.events is rebuilt" "$(q -d ev_up_data -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_by_type'")" \
   "CREATE INDEX events_by_type ON everest.events USING btree (type)"
 is "the publication still has everest.events" "$(q -d ev_up_data -c "SELECT string_agg(pubname, ',') FROM pg_publication_tables WHERE schemaname = 'everest' AND tablename = 'events'")" "ev_up_pub"
