@@ -10,6 +10,10 @@
 --   with 2BP01 and nothing changes.
 \echo Use "ALTER EXTENSION everest UPDATE TO '0.5.0'" to load this file. \quit
 
+-- $et-<type> reads and handlers filtered by type. Built here, which locks everest.events against
+-- writes while it runs (CREATE INDEX CONCURRENTLY cannot run in an extension script).
+CREATE INDEX events_type_position ON everest.events (type, position);
+
 -- Groups: a row per handler member, with the group's size (docs/groups.md).
 ALTER TABLE everest.handlers ADD COLUMN member integer NOT NULL DEFAULT 0,
                              ADD COLUMN members integer NOT NULL DEFAULT 1,

@@ -44,6 +44,9 @@ CREATE TABLE everest.events (
 CREATE INDEX events_category_position
     ON everest.events (pg_catalog.split_part(stream, '-', 1), position);
 
+-- $et-<type> reads and handlers filtered by type (docs/schemas.md, docs/groups.md).
+CREATE INDEX events_type_position ON everest.events (type, position);
+
 -- One row per handler member (docs/groups.md): its checkpoint and state, and the group's size in
 -- every row (resize_handler rewrites them all). A handler with no row is a group of 1 at 0.
 CREATE TABLE everest.handlers (

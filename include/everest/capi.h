@@ -35,7 +35,8 @@ typedef enum ev_stream_kind
 	EV_STREAM_REGULAR = 0,
 	EV_STREAM_ALL = 1,
 	EV_STREAM_CATEGORY = 2,
-	EV_STREAM_REGULAR_BY_POSITION = 3	/* a regular stream read by position (read_handler_events) */
+	EV_STREAM_REGULAR_BY_POSITION = 3,	/* a regular stream read by position (read_handler_events) */
+	EV_STREAM_TYPE = 4			/* $et-<type>: every event of one type */
 } ev_stream_kind;
 
 /* Validates a stream name for a read; for a category stream sets category and category_len. */

@@ -61,15 +61,18 @@ class Error : public std::runtime_error {
 inline constexpr std::size_t kMaxStreamNameBytes = 512;
 inline constexpr std::string_view kAllStream = "$all";
 inline constexpr std::string_view kCategoryPrefix = "$ce-";
+inline constexpr std::string_view kTypePrefix = "$et-";
+// Event types, like stream names, are bounded (an index on them needs it).
+inline constexpr std::size_t kMaxEventTypeBytes = 512;
 
-enum class StreamKind { regular, all, category };
+enum class StreamKind { regular, all, category, type };
 
 struct StreamRef {
   StreamKind kind;
-  std::string_view category;  // for StreamKind::category: the category name
+  std::string_view category;  // for StreamKind::category: the category; for type: the event type
 };
 
-// Validates a stream name given to a read (regular, `$all` or `$ce-<category>`).
+// Validates a stream name given to a read (regular, `$all`, `$ce-<category>` or `$et-<type>`).
 // Throws 22023 for an empty name, a name over the limit, or another reserved (`$`) name.
 StreamRef classify_stream_for_read(std::string_view name);
 

@@ -76,6 +76,7 @@ bool ev_classify_stream_for_read(const char* name, size_t len, ev_stream_kind* k
     StreamRef ref = classify_stream_for_read(std::string_view(name, len));
     *kind = ref.kind == StreamKind::all        ? EV_STREAM_ALL
             : ref.kind == StreamKind::category ? EV_STREAM_CATEGORY
+            : ref.kind == StreamKind::type     ? EV_STREAM_TYPE
                                                : EV_STREAM_REGULAR;
     *category = ref.category.data();
     *category_len = ref.category.size();

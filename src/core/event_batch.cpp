@@ -55,6 +55,9 @@ void EventBatchValidator::field(std::string_view key, JsonKind kind, std::string
     case kType:
       if (kind != JsonKind::string) fail(std::string("\"type\" must be a string, not ") + kind_name(kind));
       if (text.empty()) fail("\"type\" must not be empty");
+      if (text.size() > kMaxEventTypeBytes)
+        fail("\"type\" is too long (" + std::to_string(text.size()) + " bytes; the limit is " +
+             std::to_string(kMaxEventTypeBytes) + ")");
       event.type.assign(text);
       break;
     case kData:

@@ -37,10 +37,17 @@ StreamRef classify_stream_for_read(std::string_view name) {
                       std::string(category) + "\" itself.");
     return {StreamKind::category, category};
   }
+  if (name.substr(0, kTypePrefix.size()) == kTypePrefix) {
+    std::string_view type = name.substr(kTypePrefix.size());
+    if (type.empty())
+      throw Error(sqlstate::invalid_parameter_value, "event type stream \"$et-\" names no type", {},
+                  "Use \"$et-<type>\", for example \"$et-Deposited\".");
+    return {StreamKind::type, type};
+  }
   throw Error(sqlstate::invalid_parameter_value,
               "stream name \"" + std::string(name) + "\" is reserved",
-              "Names beginning with \"$\" are reserved; the readable ones are \"$all\" and "
-              "\"$ce-<category>\".");
+              "Names beginning with \"$\" are reserved; the readable ones are \"$all\", "
+              "\"$ce-<category>\" and \"$et-<type>\".");
 }
 
 void check_writable_stream(std::string_view name) {

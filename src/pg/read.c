@@ -1,6 +1,6 @@
 /*
- * Reads (DESIGN.md section 2, Read): one stream by version, $all and $ce-<category> by position.
- * Reads of $all and categories never go past safe_position(), which is computed before the
+ * Reads (README.md, "Reading"): one stream by version, $all, $ce-<category> and $et-<type> by
+ * position. Reads by position never go past safe_position(), which is computed before the
  * query so that the query's READ COMMITTED snapshot sees every commit at or below it.
  */
 #include "everest_pg.h"
@@ -31,7 +31,7 @@
 
 static SPIPlanPtr plan_stream_fwd, plan_stream_bwd;
 static SPIPlanPtr plan_all_fwd, plan_all_bwd;
-static SPIPlanPtr plan_cat_fwd, plan_cat_bwd, plan_stream_by_position;
+static SPIPlanPtr plan_cat_fwd, plan_cat_bwd, plan_stream_by_position, plan_type_fwd, plan_type_bwd;
 
 ev_stream_kind
 ev_classify_read(const char *stream, size_t len, const char **category, size_t *category_len)
@@ -330,6 +330,26 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 				args[3] = Int64GetDatum(max_count);
 				break;
 			}
+		case EV_STREAM_TYPE:
+			{
+				Oid			types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
+
+				/* the index (type, position), like a category's */
+				plan = forward
+					? ev_prepare(&plan_type_fwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE type OPERATOR(pg_catalog.=) $1 "
+								 "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
+								 "ORDER BY position LIMIT $4", 4, types)
+					: ev_prepare(&plan_type_bwd, "SELECT " EV_EVENT_COLUMNS
+								 "WHERE type OPERATOR(pg_catalog.=) $1 "
+								 "AND position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3 "
+								 "ORDER BY position DESC LIMIT $4", 4, types);
+				args[0] = PointerGetDatum(cstring_to_text_with_len(category, category_len));
+				args[1] = Int64GetDatum(forward ? from : 0);
+				args[2] = Int64GetDatum(upto);
+				args[3] = Int64GetDatum(max_count);
+				break;
+			}
 		case EV_STREAM_CATEGORY:
 		default:
 			{
@@ -366,15 +386,16 @@ ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream, s
 SPIPlanPtr
 ev_handler_read_plan(ev_stream_kind kind, const EvHandlerFilter *filter)
 {
-	static SPIPlanPtr plans[3][2][2][2];
+	static SPIPlanPtr plans[4][2][2][2];
 	Oid			argtypes[8] = {TEXTOID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID};
-	int			k = kind == EV_STREAM_ALL ? 0 : kind == EV_STREAM_CATEGORY ? 1 : 2;
+	int			k = kind == EV_STREAM_ALL ? 0 : kind == EV_STREAM_CATEGORY ? 1 : kind == EV_STREAM_TYPE ? 3 : 2;
 	bool		typed = filter->types != (Datum) 0;
 	bool		grouped = filter->members > 1;
 	SPIPlanPtr *cache = &plans[k][typed][grouped][filter->floors];
 	StringInfoData sql;
 
-	Assert(kind == EV_STREAM_ALL || kind == EV_STREAM_CATEGORY || kind == EV_STREAM_REGULAR_BY_POSITION);
+	Assert(kind == EV_STREAM_ALL || kind == EV_STREAM_CATEGORY || kind == EV_STREAM_TYPE ||
+		   kind == EV_STREAM_REGULAR_BY_POSITION);
 	if (*cache != NULL)
 		return ev_prepare(cache, NULL, 0, NULL);
 	initStringInfo(&sql);
@@ -383,6 +404,8 @@ ev_handler_read_plan(ev_stream_kind kind, const EvHandlerFilter *filter)
 		appendStringInfoString(&sql, "pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1 AND ");
 	else if (k == 2)
 		appendStringInfoString(&sql, "stream OPERATOR(pg_catalog.=) $1 AND ");
+	else if (k == 3)
+		appendStringInfoString(&sql, "type OPERATOR(pg_catalog.=) $1 AND ");
 	appendStringInfoString(&sql, "position OPERATOR(pg_catalog.>=) $2 AND position OPERATOR(pg_catalog.<=) $3");
 	if (typed)
 		appendStringInfoString(&sql, " AND type OPERATOR(pg_catalog.=) ANY ($5)");
@@ -406,7 +429,8 @@ ev_handler_read_args(Datum *args, ev_stream_kind kind, const char *stream, size_
 {
 	/* every parameter gets a valid value, used or not (error reports may print them) */
 	args[0] = kind == EV_STREAM_ALL ? PointerGetDatum(cstring_to_text(""))
-		: kind == EV_STREAM_CATEGORY ? PointerGetDatum(cstring_to_text_with_len(category, category_len))
+		: kind == EV_STREAM_CATEGORY || kind == EV_STREAM_TYPE
+		? PointerGetDatum(cstring_to_text_with_len(category, category_len))
 		: PointerGetDatum(cstring_to_text_with_len(stream, stream_len));
 	args[1] = Int64GetDatum(from);
 	args[2] = Int64GetDatum(upto);

@@ -148,6 +148,16 @@ TEST(ParseEventBatch, TypeMustBeANonEmptyString) {
   }
 }
 
+TEST(ParseEventBatch, TypeIsBoundedLikeStreamNames) {
+  std::string ok = R"([{"type": ")" + std::string(512, 't') + R"("}])";
+  EXPECT_EQ(ErrorOf([&] { parse_event_batch(ok); }).sqlstate, "");
+  std::string too_long = R"([{"type": "A"}, {"type": ")" + std::string(513, 't') + R"("}])";
+  auto err = ErrorOf([&] { parse_event_batch(too_long); });
+  EXPECT_EQ(err.sqlstate, k22023);
+  EXPECT_TRUE(Contains(err.message, "invalid event at index 1: \"type\" is too long (513 bytes; the limit is 512)"))
+      << err.message;
+}
+
 TEST(ParseEventBatch, MetadataMustBeAnObjectOrNull) {
   for (const char* metadata : {"1", "\"m\"", "[]", "true", "false"}) {
     std::string json = std::string(R"([{"type": "A", "metadata": )") + metadata + "}]";

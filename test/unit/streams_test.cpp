@@ -264,3 +264,14 @@ TEST(DuplicateIds, AConcurrentlyStoredIdIsEV003) {
   EXPECT_EQ(e.detail(), "Key (id)=(x) already exists.");
   EXPECT_EQ(everest::duplicate_id_error("").detail(), "Another transaction stored it.");
 }
+
+TEST(EventTypeStreams, EtPrefixNamesAType) {
+  auto ref = everest::classify_stream_for_read("$et-Deposited");
+  EXPECT_EQ(ref.kind, everest::StreamKind::type);
+  EXPECT_EQ(ref.category, "Deposited");
+  // a type may contain '-' (unlike a category)
+  EXPECT_EQ(everest::classify_stream_for_read("$et-order-placed").category, "order-placed");
+  EXPECT_EQ(ErrorOf([] { everest::classify_stream_for_read("$et-"); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::check_writable_stream("$et-Deposited"); }).sqlstate, "22023");
+  EXPECT_EQ(ErrorOf([] { everest::classify_stream_for_read("$xx-1"); }).sqlstate, "22023");
+}
