@@ -15,6 +15,7 @@ CREATE TABLE baseline.events (  -- the columns and indexes of everest.events, in
     UNIQUE (stream, version)
 );
 CREATE INDEX ON baseline.events (split_part(stream, '-', 1), position);
+CREATE INDEX ON baseline.events (type, position);
 -- 100 events in each of 100 streams, in both stores, for the read workloads
 SELECT everest.append_events('read-' || s,
        (SELECT jsonb_agg(jsonb_build_object('type', 'T', 'data', jsonb_build_object('n', v))) FROM generate_series(0, 99) v))
