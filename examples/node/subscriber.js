@@ -36,6 +36,48 @@
 // replay is paused only delays, never errors. A lost reader connection is handled like a lost
 // primary one: both are closed and opened again, with backoff.
 //
+// Groups, filters and poison events (everest 0.5.0; docs/groups.md). Each option below works
+// with the others and with readFrom:
+//
+//   members (--members N): the process shares the handler's group of members with other
+//     processes. Once per process, if the handler has no checkpoint row yet (SELECT count(*) FROM
+//     everest.handler_status WHERE handler = $1 is 0) and N > 1, resize_handler(handler, N);
+//     otherwise the group is used as it is (a warning when its size is not N). The process takes
+//     one free member (acquire_lease with member NULL) and, after each round over the members it
+//     holds, tries to take one more, until none is free (then it asks again every pollMs, so the
+//     members of a process that died are taken over when their leases expire). Each member held
+//     runs in its own transactions: read_handler_events(..., member => m), apply,
+//     save_handler_position(..., member => m, lease => that member's token). Each lease is
+//     renewed every ttl/3. A member whose lease is lost (renew_lease false, EV005, or 22023 or an
+//     apply error while renew_lease says it is gone: a resize ends every lease and may leave the
+//     member outside the group) is dropped; the process goes on with the others and acquires
+//     again (members of the new size after a resize). Holding no member, it waits for a lease
+//     as in step 1. stop() releases every lease it holds. Without members: one lease, as above.
+//   types (--types A,B): read_handler_events(..., types => the array). A filtered read (types,
+//     or a member of a group of more than one) moves the checkpoint past the events it does not
+//     take (docs/groups.md): sp = SELECT everest.safe_position() before the read (on the reader
+//     with readFrom); when fewer events than the read's max_count came back, the save goes to
+//     max(last position, sp) if that is above the checkpoint the read started from (with no
+//     event and sp above it, sp is still saved, in a transaction of its own).
+//   maxAttempts (--max-attempts N; 0, the default, is off: an apply error ends the subscriber as
+//     before). Before each batch, in autocommit, a pre-read (the same read, max_count 1, only the
+//     position) finds the batch's first event p, and note_attempt(handler, p, member) counts one
+//     more attempt at it, outside the batch's transaction, so that it stays counted when the
+//     batch rolls back or the process crashes. The batch must then start at p (if it does not,
+//     or comes back non-empty after an empty pre-read, it rolls back and starts over). A count
+//     above 1 makes the batch one event, until the member is past p. An apply error rolls the
+//     batch back and is retried after a backoff; when the failing event q was not the first of
+//     its batch, that attempt is counted for q (note_attempt after the rollback) and the events
+//     before q, which had applied, go as a batch of their own (not counted), so that q starts
+//     the next batch with its own count. A one-event batch that fails with a count >= N, or a
+//     count above max(N, 2) before a one-event batch (the last attempts ended without an error:
+//     a crash, a lost connection or lease; a first attempt may have been a whole batch, so one
+//     attempt alone comes first), parks the event in one transaction: the same read (one event,
+//     which must be p), a save of p - 1 when that is above the checkpoint (park_event takes only
+//     the member's next event, whatever the source or types filter), then park_event(handler, p,
+//     reason, member, lease), reason the last apply error's message or "attempted N times
+//     without completing (crashed or timed out)". Then it goes on with the next event.
+//
 // As a library:
 //
 //   const { subscribe } = require('./subscriber');
@@ -44,33 +86,40 @@
 //     handler: 'balances',
 //     wake: 'wait',                                  // through PgBouncer or on a standby
 //     readFrom: { host: 'standby', database: 'app' },  // optional: read the events there
+//     members: 4,                                    // optional: share a group of 4 members
+//     types: ['Deposited', 'Withdrawn'],             // optional: only these event types
+//     maxAttempts: 5,                                // optional: park an event that fails 5 times
 //     apply: async (client, event) => {            // runs inside the checkpoint's transaction
 //       await client.query('UPDATE ... WHERE stream = $1', [event.stream]);
 //     },
 //   });
 //   ...
-//   await sub.stop();   // finishes the batch in progress, releases the lease, closes the connection
+//   await sub.stop();   // finishes the batch in progress, releases the leases, closes the connection
 //
 // As a command (the same options as everest-tail):
 //
 //   node subscriber.js --handler NAME [--source '$all'] [--batch 500] [--poll-ms 1000]
 //                      [--apply SQL] [--from-start] [--once] [--quiet]
 //                      [--wake listen|wait] [--lease table|session] [--lease-ttl 30]
+//                      [--members N] [--types TYPE,...] [--max-attempts N]
 //                      [--read-from READER_CONNECTION] [CONNECTION]
 
 const net = require('net');
 const { Client, Query } = require('pg');
 
-const READ_SQL =
+const EVENT_COLUMNS =
   'SELECT stream, version, position, id, type, data, metadata, ' +
-  "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at " +
-  'FROM everest.read_handler_events($1, $2, $3)';
+  "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at ";
+// The reads, after EVENT_COLUMNS (or 'SELECT position ', the pre-read of maxAttempts). Member 0
+// without types reads as before everest 0.5.0.
+const FROM_READ = 'FROM everest.read_handler_events($1, $2, $3)';
+// A member of a group, or a types filter (everest 0.5.0): types NULL is every type.
+const FROM_READ_MEMBER =
+  'FROM everest.read_handler_events($1, $2, $3, member => $4::integer, types => $5::text[])';
 // readFrom: read on the reader after the checkpoint read on the primary; the save checks that
 // checkpoint (the lease is NULL with lease 'session').
-const READ_AFTER_SQL =
-  'SELECT stream, version, position, id, type, data, metadata, ' +
-  "pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at " +
-  'FROM everest.read_handler_events($1, $2, $3, member => $4::integer, after => $5::bigint)';
+const FROM_READ_AFTER =
+  'FROM everest.read_handler_events($1, $2, $3, member => $4::integer, types => $5::text[], after => $6::bigint)';
 const SAVE_EXPECTED_SQL =
   'SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid, ' +
   'expected_position => $5::bigint)';
@@ -162,7 +211,28 @@ class Subscriber {
     this.wakeWait = options.wake === 'wait';             // 'listen' (default) or 'wait'
     this.sessionLease = options.lease === 'session';     // 'table' (default) or 'session'
     this.leaseTtl = options.leaseTtl || 30;              // seconds
-    this.lease = null;       // { member, token, renewed } of the table lease, kept across reconnects
+    this.members = options.members || 0;                 // share a group of members (0: one lease)
+    this.types = options.types || null;                  // only events of these types, or null
+    this.maxAttempts = options.maxAttempts || 0;         // park an event after so many (0: off)
+    if (!Number.isInteger(this.members) || this.members < 0 || this.members > 1024) {
+      throw new Error('subscribe: options.members must be an integer from 1 to 1024');
+    }
+    if (this.members && this.sessionLease) {
+      throw new Error("subscribe: options.members needs table leases (lease 'table', the default)");
+    }
+    if (this.types !== null && (!Array.isArray(this.types) || this.types.length === 0 ||
+                                !this.types.every((t) => typeof t === 'string' && t !== ''))) {
+      throw new Error('subscribe: options.types must be a non-empty array of event type names');
+    }
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 0) {
+      throw new Error('subscribe: options.maxAttempts must be an integer >= 0');
+    }
+    // The members this process runs, kept across reconnects (table leases): { member, token,
+    // renewed, members (the group's size when it was taken), started, lastSafe, lastCp, prefix }.
+    this.held = [];
+    this.nextAcquireAt = 0;  // members: when to ask for one more member
+    this.groupChecked = false;
+    this.applyErrors = new Map();   // maxAttempts: position -> the message of its last apply error
     this.cancelWait = null;  // cancels a wait_for_position in progress
     this.log = options.log || ((msg) => console.error(`${new Date().toISOString()} subscriber[${this.handler}]: ${msg}`));
     this.stopping = false;
@@ -172,6 +242,7 @@ class Subscriber {
     this.notified = false;
     this.backoffMs = BACKOFF_MIN_MS;
     this.loggedReaderWake = false;
+    this.loggedStatus = false;
   }
 
   stop() {
@@ -261,7 +332,7 @@ class Subscriber {
         failure = err;
       }
       if (failure !== null) kind = failure.fatal ? 'fatal' : classify(failure, state.broken);   // before end()
-      if ((failure === null || kind === 'fatal') && !state.broken) await this.releaseLease(client);
+      if ((failure === null || kind === 'fatal') && !state.broken) await this.releaseLeases(client);
       this.client = null;
       // Ends the session, and with it the lease (bounded: end() of a half-open client may never
       // settle).
@@ -282,13 +353,24 @@ class Subscriber {
     this.log('stopped');
   }
 
-  // What the server has: acquire_lease and wait_for_position came with everest 0.4.0.
+  // What the server has: acquire_lease and wait_for_position came with everest 0.4.0, groups,
+  // types and note_attempt with 0.5.0.
   async checkServer(client) {
     const { rows } = await client.query(
       "SELECT pg_catalog.to_regprocedure('everest.acquire_lease(text,interval,integer)') IS NOT NULL AS lease, " +
-      "pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL AS wait");
+      "pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL AS wait, " +
+      "pg_catalog.to_regprocedure('everest.note_attempt(text,bigint,integer)') IS NOT NULL AS groups");
     this.tableLease = rows[0].lease && !this.sessionLease;
     this.hasWait = rows[0].wait;
+    this.hasGroups = rows[0].groups;
+    const needGroups = [this.members && 'members', this.types && 'types', this.maxAttempts && 'maxAttempts']
+      .filter(Boolean);
+    if (needGroups.length > 0 && !this.hasGroups) {
+      const err = new Error(`${needGroups.join(', ')}: this database's everest has no handler groups, types or ` +
+                            'note_attempt (everest 0.5.0 or later is needed)');
+      err.fatal = true;
+      throw err;
+    }
     if (!rows[0].lease && !this.sessionLease) {
       this.log('everest.acquire_lease is not available (everest before 0.4.0): using the session lease ' +
                '(try_acquire_handler), which works on direct connections only');
@@ -318,47 +400,101 @@ class Subscriber {
     }
   }
 
-  ttl() { return `${this.leaseTtl} seconds`; }
-
-  msUntilRenewal() {
-    if (!this.tableLease || !this.lease) return Infinity;
-    return Math.max(0, this.lease.renewed + (this.leaseTtl * 1000) / 3 - Date.now());
+  // members: once per process, a handler with no checkpoint row yet becomes a group of that
+  // many members; any other is used as it is.
+  async setUpGroup(client) {
+    const { rows } = await client.query(
+      'SELECT count(*)::integer AS n, coalesce(max(members), 1) AS members FROM everest.handler_status ' +
+      'WHERE handler = $1', [this.handler]);
+    if (rows[0].n === 0 && this.members > 1) {
+      await client.query('SELECT everest.resize_handler($1, $2::integer)', [this.handler, this.members]);
+      this.log(`handler "${this.handler}" had no checkpoint: made it a group of ${this.members} members (resize_handler)`);
+    } else if (rows[0].members !== this.members) {
+      this.log(`warning: handler "${this.handler}" is a group of ${rows[0].members} members, not ${this.members}: ` +
+               'using it as it is (resize_handler changes it)');
+    }
+    this.groupChecked = true;
   }
 
-  // Takes the lease: a kept token is renewed; otherwise acquire_lease (or try_acquire_handler)
-  // every pollMs until granted. Returns 'ok', 'stop' or 'lost'.
+  // The size of the handler's group, read after a member was taken (a resize ends every lease,
+  // so it holds as long as the lease does). Without SELECT on everest.handler_status: at least
+  // member + 1.
+  async groupSize(client, member) {
+    if (!this.hasGroups) return 1;
+    try {
+      const { rows } = await client.query('SELECT max(members) AS n FROM everest.handler_status WHERE handler = $1',
+        [this.handler]);
+      return Math.max(rows[0].n || 1, member + 1);
+    } catch (err) {
+      if (err.code !== '42501') throw err;
+      if (!this.loggedStatus) this.log(`cannot read everest.handler_status (${err.message}): the group's size is not known`);
+      this.loggedStatus = true;
+      return member + 1;
+    }
+  }
+
+  ttl() { return `${this.leaseTtl} seconds`; }
+
+  // Until the first of the table leases held is due for renewal.
+  msUntilRenewal() {
+    if (!this.tableLease) return Infinity;
+    let ms = Infinity;
+    for (const run of this.held) ms = Math.min(ms, Math.max(0, run.renewed + (this.leaseTtl * 1000) / 3 - Date.now()));
+    return ms;
+  }
+
+  // One more member: acquire_lease(handler, ttl) (the lowest free member), or try_acquire_handler
+  // (member 0). True if one was granted.
+  async acquireOne(client) {
+    let run = null;
+    if (this.tableLease) {
+      const asked = Date.now();
+      const { rows } = await client.query(
+        'SELECT granted_member AS member, lease AS token FROM everest.acquire_lease($1, $2::interval)',
+        [this.handler, this.ttl()]);
+      if (rows.length === 1) run = { member: rows[0].member, token: rows[0].token, renewed: asked };
+    } else {
+      const { rows } = await client.query('SELECT everest.try_acquire_handler($1) AS ok', [this.handler]);
+      if (rows[0].ok) run = { member: 0, token: null, renewed: 0 };
+    }
+    if (run === null) {
+      this.nextAcquireAt = Date.now() + this.pollMs;
+      return false;
+    }
+    this.held.push(run);   // before anything else can fail: stop() releases it
+    run.members = await this.groupSize(client, run.member);
+    this.log(this.members
+      ? `lease on handler "${this.handler}" taken (member ${run.member} of ${run.members})`
+      : `lease on handler "${this.handler}" taken`);
+    return true;
+  }
+
+  // Holds at least one member when it returns 'ok': the tokens kept across a reconnect are
+  // renewed; without any, acquireOne every pollMs until one is granted. Returns 'ok', 'stop' or
+  // 'lost'.
   async takeLease(client, state) {
+    if (!this.tableLease) this.held = [];   // a session lease ended with its session
+    for (const run of [...this.held]) {
+      const asked = Date.now();
+      const { rows } = await client.query('SELECT everest.renew_lease($1, $2::uuid, $3::interval) AS ok',
+        [this.handler, run.token, this.ttl()]);
+      if (rows[0].ok) {
+        run.renewed = asked;
+        run.started = false;
+        this.log(`lease on handler "${this.handler}" kept (member ${run.member})`);
+      } else {
+        this.held.splice(this.held.indexOf(run), 1);
+      }
+    }
+    if (this.held.length > 0) return 'ok';
     let waiting = false;
     for (;;) {
-      if (this.tableLease && this.lease) {
-        const asked = Date.now();
-        const { rows } = await client.query('SELECT everest.renew_lease($1, $2::uuid, $3::interval) AS ok',
-          [this.handler, this.lease.token, this.ttl()]);
-        if (rows[0].ok) {
-          this.lease.renewed = asked;
-          this.log(`lease on handler "${this.handler}" kept (member ${this.lease.member})`);
-          return 'ok';
-        }
-        this.lease = null;
-        continue;
+      if (await this.acquireOne(client)) return 'ok';
+      if (!waiting) {
+        this.log(this.members
+          ? `waiting for the lease: other processes hold every member of handler "${this.handler}"`
+          : `waiting for the lease: another process runs handler "${this.handler}"`);
       }
-      let taken;
-      if (this.tableLease) {
-        const asked = Date.now();
-        const { rows } = await client.query(
-          'SELECT granted_member AS member, lease AS token FROM everest.acquire_lease($1, $2::interval)',
-          [this.handler, this.ttl()]);
-        if (rows.length === 1) this.lease = { member: rows[0].member, token: rows[0].token, renewed: asked };
-        taken = rows.length === 1;
-      } else {
-        const { rows } = await client.query('SELECT everest.try_acquire_handler($1) AS ok', [this.handler]);
-        taken = rows[0].ok;
-      }
-      if (taken) {
-        this.log(`lease on handler "${this.handler}" taken`);
-        return 'ok';
-      }
-      if (!waiting) this.log(`waiting for the lease: another process runs handler "${this.handler}"`);
       waiting = true;
       this.backoffMs = BACKOFF_MIN_MS;
       await this.pause(this.pollMs);
@@ -367,26 +503,50 @@ class Subscriber {
     }
   }
 
-  // Renews the table lease when a third of its time to live has passed. False: lost.
-  async renewIfDue(client) {
-    if (this.msUntilRenewal() > 0) return true;
-    const asked = Date.now();
-    const { rows } = await client.query('SELECT everest.renew_lease($1, $2::uuid, $3::interval) AS ok',
-      [this.handler, this.lease.token, this.ttl()]);
-    if (!rows[0].ok) return false;
-    this.lease.renewed = asked;
-    return true;
+  // Renews each table lease held once a third of its time to live has passed; a member whose
+  // lease cannot be renewed is dropped.
+  async renewDue(client) {
+    if (!this.tableLease) return;
+    for (const run of [...this.held]) {
+      if (run.renewed + (this.leaseTtl * 1000) / 3 > Date.now()) continue;
+      if (!(await this.leaseLive(client, run))) this.drop(run, 'renew_lease returned false');
+    }
   }
 
-  async releaseLease(client) {
-    if (!this.tableLease || !this.lease) return;
-    const lease = this.lease;
-    this.lease = null;
-    try {
-      await client.query('SELECT everest.release_lease($1, $2::uuid)', [this.handler, lease.token]);
-      this.log(`lease on handler "${this.handler}" released`);
-    } catch (err) {
-      // it expires
+  // renew_lease: whether the member's lease is still this process's.
+  async leaseLive(client, run) {
+    const asked = Date.now();
+    const { rows } = await client.query('SELECT everest.renew_lease($1, $2::uuid, $3::interval) AS ok',
+      [this.handler, run.token, this.ttl()]);
+    if (rows[0].ok) run.renewed = asked;
+    return rows[0].ok;
+  }
+
+  // A member whose lease was lost: its batch rolled back; the process stops applying it.
+  drop(run, why) {
+    const i = this.held.indexOf(run);
+    if (i < 0) return;
+    this.held.splice(i, 1);
+    this.nextAcquireAt = 0;
+    this.log(this.members
+      ? `lease on member ${run.member} of handler "${this.handler}" lost (${why}): stopped applying it, ` +
+        `going on with ${this.held.length} other member(s) and acquiring again`
+      : `lease on handler "${this.handler}" lost (${why}): stopped applying, acquiring it again`);
+  }
+
+  async releaseLeases(client) {
+    if (!this.tableLease) return;
+    const held = this.held;
+    this.held = [];
+    for (const run of held) {
+      try {
+        await client.query('SELECT everest.release_lease($1, $2::uuid)', [this.handler, run.token]);
+        this.log(this.members
+          ? `lease on member ${run.member} of handler "${this.handler}" released`
+          : `lease on handler "${this.handler}" released`);
+      } catch (err) {
+        // it expires
+      }
     }
   }
 
@@ -414,6 +574,7 @@ class Subscriber {
   async session(client, state, reader) {
     await this.checkServer(client);
     if (reader) await this.checkReader(client, reader);
+    if (this.members && !this.groupChecked) await this.setUpGroup(client);
     let taken = await this.takeLease(client, state);
     if (taken !== 'ok') return taken;
     if (this.fromStart) {
@@ -437,53 +598,40 @@ class Subscriber {
         this.waiting = true;
       }
     }
-    const { rows } = await client.query('SELECT everest.handler_position($1) AS p', [this.handler]);
-    this.log(`reading ${this.source} after position ${rows[0].p}`);
 
     while (!this.stopping) {
-      let count;
-      try {
-        if (!(await this.renewIfDue(client))) {
-          const err = new Error('renew_lease returned false');
-          err.code = 'EV005';
-          err.severity = 'ERROR';
-          throw err;
+      // A round: one batch of each member held, each in its own transaction.
+      let busy = false;
+      this.notified = false;   // the reads below see what they announced
+      for (const run of [...this.held]) {
+        if (this.stopping) break;
+        try {
+          await this.renewDue(client);
+          if (!this.held.includes(run)) continue;
+          if ((await this.round(client, state, reader, run)) !== 0) busy = true;
+          this.backoffMs = BACKOFF_MIN_MS;
+        } catch (err) {
+          if (await this.recover(err, client, state, reader, run)) busy = true;
         }
-        count = await this.round(client, state, reader);
-      } catch (err) {
-        const kind = err.fatal ? 'fatal' : classify(err, state.broken);
-        if (kind === 'moved') {
-          this.log('the checkpoint was moved by another process (EV004): rolled back, reading again');
-          continue;
-        }
-        if (kind === 'lease') {
-          this.log(`lease on handler "${this.handler}" lost (${err.message}): stopped applying, acquiring it again`);
-          this.lease = null;
-          taken = await this.takeLease(client, state);
-          if (taken !== 'ok') return taken;
-          continue;
-        }
-        // Shutdowns (57P0x) and connection errors (08xxx) end the session: reconnect.
-        const lost = state.broken || (isServerError(err) && /^(08|57P0)/.test(err.code));
-        if (kind === 'retry' && !lost) {
-          const ms = this.nextBackoff();
-          this.log(`${err.code}: ${err.message}; rolled back, retrying in ${ms} ms`);
-          await this.sleep(ms);
-          continue;
-        }
-        throw err;
       }
-      this.backoffMs = BACKOFF_MIN_MS;
-      if (count > 0) continue;
+      if (this.stopping) break;
+      if (this.held.length === 0) {
+        taken = await this.takeLease(client, state);
+        if (taken !== 'ok') return taken;
+        continue;
+      }
+      // members: one more member after each round, while there are free ones (then every pollMs).
+      if (this.members && this.tableLease && Date.now() >= this.nextAcquireAt && (await this.acquireOne(client))) continue;
+      if (busy) continue;
       if (this.once) return 'done';
       const ms = Math.min(this.pollMs, this.msUntilRenewal());
       if (ms > 0 && reader) {
         // Nothing after cp shows on the reader before its horizon passes cp (a lagging reader
         // may still be below the checkpoint the primary has).
-        const after = BigInt(this.lastCp) > BigInt(this.lastSafe) ? this.lastCp : this.lastSafe;
+        const after = lowest(this.held.map((run) => highest([run.lastCp, run.lastSafe])));
         await this.waitForPosition(reader, after, Math.round(ms)).catch((err) => { throw readerError(err); });
       } else if (ms > 0 && this.waiting) {
-        await this.waitForPosition(client, this.lastSafe, Math.round(ms));
+        await this.waitForPosition(client, lowest(this.held.map((run) => run.lastSafe)), Math.round(ms));
       } else if (ms > 0 && !this.notified) {
         await this.pause(ms);
       }
@@ -492,70 +640,255 @@ class Subscriber {
     return 'stop';
   }
 
-  // One transaction. Returns how many events it applied.
-  async round(client, state, reader) {
-    this.notified = false;   // the read below sees what they announced
+  // What an error of a member's batch leads to. True: go on at once, without waiting for news.
+  // It throws the errors that end the session (a lost connection, a fatal error).
+  async recover(err, client, state, reader, run) {
+    let kind = err.fatal ? 'fatal' : classify(err, state.broken);
+    const failure = err.applyFailure || null;
+    // An apply error, or a member outside the group (22023), while the lease is gone (taken
+    // over, or ended by a resize): the batch was no longer this process's to apply.
+    if (!state.broken && this.tableLease && kind !== 'lease' && kind !== 'moved' &&
+        (failure || err.code === '22023') && !(await this.leaseLive(client, run))) {
+      kind = 'lease';
+    }
+    if (kind === 'moved') {
+      this.log('the checkpoint was moved by another process (EV004): rolled back, reading again');
+      return true;
+    }
+    if (kind === 'lease') {
+      this.drop(run, err.message);
+      return true;
+    }
+    if (failure && this.maxAttempts > 0 && !state.broken) {
+      try {
+        return await this.retryApply(client, reader, run, err, failure);
+      } catch (again) {
+        if (again.applyFailure) throw again;   // (never: parking applies nothing)
+        return this.recover(again, client, state, reader, run);
+      }
+    }
+    // Shutdowns (57P0x) and connection errors (08xxx) end the session: reconnect.
+    const lost = state.broken || (isServerError(err) && /^(08|57P0)/.test(err.code));
+    if (kind === 'retry' && !lost) {
+      const ms = this.nextBackoff();
+      this.log(`${err.code}: ${err.message}; rolled back, retrying in ${ms} ms`);
+      await this.sleep(ms);
+      return true;
+    }
+    throw err;
+  }
+
+  // maxAttempts: an apply error rolled the batch back; retry it, or park a poison event.
+  async retryApply(client, reader, run, err, failure) {
+    const { position, first, index, count, attempt, message } = failure;
+    if (this.applyErrors.size > 1000) this.applyErrors.clear();
+    this.applyErrors.set(position, message);
+    if (index > 0) {
+      // The events before the failing one applied: they go as a batch of their own, and this
+      // attempt counts for the failing one, which then starts the next batch.
+      const n = await this.noteAttempt(client, run, position);
+      run.prefix = { first, count: index };
+      this.log(`${err.message} (attempt ${n} of ${this.maxAttempts} at that event); rolled back, ` +
+               `applying the ${index} event(s) before it first`);
+      return true;
+    }
+    if (count === 1 && attempt >= this.maxAttempts) {
+      this.log(`${err.message} (attempt ${attempt} of ${this.maxAttempts}); rolled back, parking it`);
+      if ((await this.park(client, reader, run, position, message)) > 0) this.backoffMs = BACKOFF_MIN_MS;
+      return true;
+    }
+    const ms = this.nextBackoff();
+    this.log(`${err.message} (attempt ${attempt} of ${this.maxAttempts}); rolled back, retrying in ${ms} ms`);
+    await this.sleep(ms);
+    return true;
+  }
+
+  async noteAttempt(client, run, position) {
+    const { rows } = await client.query('SELECT everest.note_attempt($1, $2, $3::integer) AS n',
+      [this.handler, position, run.member]);
+    return rows[0].n;
+  }
+
+  // The member's checkpoint (member 0 as before everest 0.4.0 too).
+  async position(client, run) {
+    const { rows } = run.member === 0
+      ? await client.query('SELECT everest.handler_position($1) AS p', [this.handler])
+      : await client.query('SELECT everest.handler_position($1, $2::integer) AS p', [this.handler, run.member]);
+    return rows[0].p;
+  }
+
+  // The member's next events, at most limit: columns is EVENT_COLUMNS or 'SELECT position '.
+  // Unnamed statements only (no `name:`): a named one would outlive the transaction, and through
+  // a transaction pooler the next transaction may run on another server connection.
+  async read(client, reader, run, limit, cp, columns) {
+    if (reader) {
+      const { rows } = await reader.query(columns + FROM_READ_AFTER,
+        [this.handler, this.source, limit, run.member, this.types, cp]).catch((err) => { throw readerError(err); });
+      return rows;
+    }
+    const { rows } = run.member === 0 && this.types === null
+      ? await client.query(columns + FROM_READ, [this.handler, this.source, limit])
+      : await client.query(columns + FROM_READ_MEMBER, [this.handler, this.source, limit, run.member, this.types]);
+    return rows;
+  }
+
+  // The save of a member's checkpoint, in the batch's transaction.
+  async save(client, reader, run, position, cp) {
+    if (reader) {
+      await client.query(SAVE_EXPECTED_SQL, [this.handler, position, run.member, run.token, cp]);
+    } else if (this.tableLease) {
+      await client.query('SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid)',
+        [this.handler, position, run.member, run.token]);
+    } else {
+      await client.query('SELECT everest.save_handler_position($1, $2)', [this.handler, position]);
+    }
+  }
+
+  // One batch of a member, in one transaction. Returns how many events it applied (or parked),
+  // 0 when there was nothing to apply, -1 when it must start again at once (maxAttempts: the
+  // batch did not start where the pre-read said).
+  async round(client, state, reader, run) {
+    if (!run.started) {
+      const p = await this.position(client, run);
+      this.log(this.members ? `member ${run.member}: reading ${this.source} after position ${p}`
+        : `reading ${this.source} after position ${p}`);
+      run.started = true;
+    }
+    // Filtered (types, or one member of several): the checkpoint moves past what is not taken.
+    const filtered = this.types !== null || run.members > 1;
+    let limit = this.batchSize;
+    let first;        // maxAttempts: the position the batch must start at (null: no event)
+    let attempt = 0;  // ... and the count of attempts at it
+    if (this.maxAttempts > 0) {
+      if (run.prefix) {
+        ({ first, count: limit } = run.prefix);
+        run.prefix = null;
+      } else {
+        first = await this.peek(client, reader, run);
+        if (first !== null) {
+          attempt = await this.noteAttempt(client, run, first);
+          if (attempt > 1) limit = 1;
+          if (attempt > Math.max(this.maxAttempts, 2)) {
+            return this.park(client, reader, run, first, this.applyErrors.get(first) ||
+              `attempted ${this.maxAttempts} times without completing (crashed or timed out)`);
+          }
+        }
+      }
+    }
     await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
     try {
-      const member = this.tableLease ? this.lease.member : 0;
+      let cp = null;
       if (reader) {
         // readFrom: the checkpoint comes from the primary, in this transaction; the save checks
         // that it has not moved since (expected_position).
-        const { rows } = await client.query('SELECT everest.handler_position($1, $2::integer) AS p',
-          [this.handler, member]);
-        this.lastCp = rows[0].p;
+        cp = await this.position(client, run);
+        run.lastCp = cp;
       }
-      if (this.waiting) {
-        // Before the read: the wait after an empty batch wakes for anything the read missed.
+      let sp = null;
+      if (this.waiting || filtered) {
+        // Before the read: the wait after an empty batch wakes for anything the read missed, and
+        // a filtered read has seen everything of its filter up to it.
         const { rows } = reader
           ? await reader.query('SELECT everest.safe_position() AS p').catch((err) => { throw readerError(err); })
           : await client.query('SELECT everest.safe_position() AS p');
-        this.lastSafe = rows[0].p;
+        sp = rows[0].p;
+        run.lastSafe = sp;
       }
-      // Unnamed statements only (no `name:`): a named one would outlive the transaction, and
-      // through a transaction pooler the next transaction may run on another server connection.
-      const { rows } = reader
-        ? await reader.query(READ_AFTER_SQL, [this.handler, this.source, this.batchSize, member, this.lastCp])
-          .catch((err) => { throw readerError(err); })
-        : await client.query(READ_SQL, [this.handler, this.source, this.batchSize]);
+      const rows = await this.read(client, reader, run, limit, cp, EVENT_COLUMNS);
+      if (first !== undefined && (rows.length > 0 ? String(rows[0].position) : null) !== first) {
+        await client.query('ROLLBACK');
+        return -1;
+      }
       if (rows.length === 0) {
+        if (filtered) {
+          if (cp === null) cp = await this.position(client, run);
+          if (BigInt(sp) > BigInt(cp)) await this.save(client, reader, run, sp, cp);
+        }
         await client.query('COMMIT');
         return 0;
       }
       const events = rows.map(toEvent);
-      for (const event of events) {
-        if (!this.apply) continue;
+      for (let i = 0; i < events.length && this.apply; i++) {
         try {
-          await this.apply(client, event);
-        } catch (err) {
+          await this.apply(client, events[i]);
+        } catch (thrown) {
+          const err = thrown instanceof Error ? thrown : new Error(String(thrown));
           // Not an SQL error (no SQLSTATE) while the connection is fine: a bug in apply.
           if (!state.broken && !isServerError(err) &&
               !/Connection terminated|ECONN|EPIPE|ETIMEDOUT/.test(`${err.message} ${err.code}`)) {
             err.fatal = true;
           }
-          err.message = `apply failed at position ${event.position}: ${err.message}`;
+          err.applyFailure = {
+            position: String(rows[i].position), first: String(rows[0].position), index: i, count: rows.length,
+            attempt, message: err.message,
+          };
+          err.message = `apply failed at position ${events[i].position}: ${err.message}`;
           throw err;
         }
       }
       const last = rows[rows.length - 1].position;
-      if (reader) {
-        await client.query(SAVE_EXPECTED_SQL,
-          [this.handler, last, member, this.tableLease ? this.lease.token : null, this.lastCp]);
-      } else if (this.tableLease) {
-        await client.query(
-          'SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid)',
-          [this.handler, last, this.lease.member, this.lease.token]);
-      } else {
-        await client.query('SELECT everest.save_handler_position($1, $2)', [this.handler, last]);
-      }
+      // A filtered read that came back short read everything of its filter up to sp.
+      const upto = filtered && rows.length < limit && BigInt(sp) > BigInt(last) ? sp : last;
+      await this.save(client, reader, run, upto, cp);
       if (this.onBatch) await this.onBatch(events);   // e.g. print: at-least-once, before COMMIT
       await client.query('COMMIT');
+      if (this.applyErrors.size > 0) for (const row of rows) this.applyErrors.delete(String(row.position));
       return rows.length;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     }
   }
+
+  // maxAttempts: the position of the member's next event (the batch's first), or null; in
+  // autocommit, before the batch's transaction.
+  async peek(client, reader, run) {
+    const cp = reader ? await this.position(client, run) : null;
+    const rows = await this.read(client, reader, run, 1, cp, 'SELECT position ');
+    return rows.length > 0 ? String(rows[0].position) : null;
+  }
+
+  // Parks the member's next event, which must be at `position`, in one transaction: a filtered
+  // reader (or one with gaps before it) saves up to the event before it first, since park_event
+  // takes only the member's next event. Returns 1, or -1 when the next event is not there.
+  async park(client, reader, run, position, reason) {
+    let event;
+    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+    try {
+      const cp = await this.position(client, run);
+      const rows = await this.read(client, reader, run, 1, cp, EVENT_COLUMNS);
+      if (rows.length === 0 || String(rows[0].position) !== position) {
+        await client.query('ROLLBACK');
+        return -1;
+      }
+      event = toEvent(rows[0]);
+      const before = BigInt(position) - 1n;
+      if (before > BigInt(cp)) await this.save(client, reader, run, before.toString(), cp);
+      await client.query('SELECT everest.park_event($1, $2, $3, member => $4::integer, lease => $5::uuid)',
+        [this.handler, position, reason, run.member, run.token]);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    this.applyErrors.delete(position);
+    this.log(`parked the event at position ${position} (stream ${event.stream}, version ${event.version}, ` +
+             `member ${run.member}): ${reason}`);
+    return 1;
+  }
+}
+
+// The lowest and the highest of positions (bigint text); undefined ones are left out ('0' when
+// none is left).
+function lowest(positions) {
+  let low = null;
+  for (const p of positions) if (p !== undefined && p !== null && (low === null || BigInt(p) < BigInt(low))) low = p;
+  return low === null ? '0' : low;
+}
+function highest(positions) {
+  let high = null;
+  for (const p of positions) if (p !== undefined && p !== null && (high === null || BigInt(p) > BigInt(high))) high = p;
+  return high === null ? '0' : high;
 }
 
 // Starts a subscriber. Returns { done, stop }: done settles when it stops (stop(), or once and
@@ -591,9 +924,16 @@ function usage() {
   return "usage: node subscriber.js --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]\n" +
     '                          [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]\n' +
     '                          [--wake listen|wait] [--lease table|session] [--lease-ttl 30]\n' +
+    '                          [--members N] [--types TYPE,...] [--max-attempts N]\n' +
     '                          [--read-from READER_CONNECTION] [CONNECTION]\n' +
     '--read-from reads the events on READER_CONNECTION (a hot standby or a mirror; it waits there with\n' +
-    'wait_for_position); checkpoints, leases and --apply stay on CONNECTION, the primary.\n';
+    'wait_for_position); checkpoints, leases and --apply stay on CONNECTION, the primary.\n' +
+    '--members N shares the handler\'s group of members with other processes: each runs the members it\n' +
+    'holds a lease on, taking one more after each round while one is free (a handler with no checkpoint\n' +
+    'yet becomes a group of N with resize_handler; another is used as it is).\n' +
+    '--types TYPE,... applies only events of those types; the checkpoint moves past the others.\n' +
+    '--max-attempts N (0: off) retries a failing --apply and parks an event (everest.park_event)\n' +
+    'after N attempts at it, counted with everest.note_attempt so that crashes count too.\n';
 }
 
 function main(argv) {
@@ -629,6 +969,11 @@ function main(argv) {
       opts.lease = value();
       if (!['table', 'session'].includes(opts.lease)) throw new Error('--lease must be table or session');
     } else if (a === '--lease-ttl') opts.leaseTtl = int(1, 86400);
+    else if (a === '--members') opts.members = int(1, 1024);
+    else if (a === '--types') {
+      opts.types = value().split(',').map((t) => t.trim());
+      if (opts.types.some((t) => t === '')) throw new Error('--types needs a comma-separated list of event types');
+    } else if (a === '--max-attempts') opts.maxAttempts = int(0, 1000000);
     else if (a === '--read-from') readFrom = value();
     else if (a === '-h' || a === '--help') { process.stdout.write(usage()); return; }
     else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);

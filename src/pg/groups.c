@@ -66,10 +66,13 @@ everest_resize_handler(PG_FUNCTION_ARGS)
 	{
 		args[1] = Int32GetDatum(members);
 		args[2] = Int64GetDatum(plan.start);
+		/* leases and attempt counts end; parked events go to the member that now has their stream */
 		rc = SPI_execute_plan(ev_prepare(&plan_end_leases,
-										 "WITH a AS (DELETE FROM everest.attempts WHERE handler OPERATOR(pg_catalog.=) $1) "
+										 "WITH a AS (DELETE FROM everest.attempts WHERE handler OPERATOR(pg_catalog.=) $1), "
+										 "p AS (UPDATE everest.parked SET member = everest.stream_partition(stream, $2) "
+										 "WHERE handler OPERATOR(pg_catalog.=) $1) "
 										 "DELETE FROM everest.leases WHERE handler OPERATOR(pg_catalog.=) $1",
-										 1, types), args, NULL, false, 0);
+										 2, types), args, NULL, false, 0);
 		ev_spi_check(rc, "ending a group's leases");
 		if (plan.floors)
 		{
