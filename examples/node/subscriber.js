@@ -151,13 +151,15 @@ function classify(err, connectionBroken) {
 }
 
 // A CancelRequest for the statement that client is running (what libpq's PQcancel sends; it
-// works through PgBouncer too). Like libpq, it waits for the other side to close the socket:
-// PgBouncer 1.18 exits with "bad client state" when a cancelling client hangs up first.
+// works through PgBouncer too). Like libpq, it waits for the other side to close the socket, and
+// the promise it returns settles only then (at most 10 s): PgBouncer 1.18 exits with "bad client
+// state" when a cancelling client hangs up first, so nothing may exit before it settles.
 function sendCancel(client) {
-  if (client.processID === null || client.secretKey === null) return;
+  if (client.processID === null || client.secretKey === null) return Promise.resolve();
   const socket = typeof client.host === 'string' && client.host.startsWith('/')
     ? net.connect(`${client.host}/.s.PGSQL.${client.port}`)
     : net.connect(client.port, client.host);
+  const closed = new Promise((resolve) => socket.on('close', resolve));
   socket.setTimeout(10000, () => socket.destroy());
   socket.on('error', () => {});
   socket.on('end', () => socket.end());
@@ -169,6 +171,7 @@ function sendCancel(client) {
     request.writeInt32BE(client.secretKey, 12);
     socket.write(request);
   });
+  return closed;
 }
 
 // Errors of the reader's connection (readFrom) say so in the log.
@@ -558,7 +561,8 @@ class Subscriber {
       query.on('end', resolve);
       query.on('error', reject);
     });
-    this.cancelWait = () => sendCancel(client);
+    let cancelled = null;
+    this.cancelWait = () => { cancelled = sendCancel(client); };
     client.query(query);
     try {
       await done;
@@ -566,6 +570,7 @@ class Subscriber {
       if (!(this.stopping && err.code === '57014')) throw err;   // cancelled by stop()
     } finally {
       this.cancelWait = null;
+      if (cancelled) await cancelled;   // the cancel's socket closed: now the process may exit
     }
   }
 
