@@ -265,6 +265,7 @@ everest_note_attempt(PG_FUNCTION_ARGS)
 	ev_require_arg(fcinfo, 2, "member");
 	member = PG_GETARG_INT32(2);
 	ev_require_groups();
+	ev_lock_handler_group(handler, len, false);	/* a resize clears the counts: not halfway through */
 	{
 		int64		checkpoint;	/* 22023 for a member the group does not have */
 

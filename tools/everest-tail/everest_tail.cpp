@@ -1,9 +1,10 @@
-// everest-tail: a subscriber for an everest event store (DESIGN.md sections 2, 4, 5 and 9).
+// everest-tail: a subscriber for an everest event store (DESIGN.md sections 2, 4, 5, 9 and 10).
 //
 //   everest-tail --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]
 //                [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]
 //                [--wake listen|wait] [--lease table|session] [--lease-ttl 30]
-//                [--read-from READER_CONNINFO] [CONNINFO]
+//                [--read-from READER_CONNINFO] [--members N] [--types A,B]
+//                [--max-attempts N] [CONNINFO]
 //
 // It follows one handler's checkpoint: every event of SOURCE after the handler's position is
 // printed to stdout as one JSON line
@@ -20,16 +21,20 @@
 // The protocol, which any client in any language can follow, works on a direct connection and
 // through a transaction pooler (PgBouncer pool_mode = transaction): no named prepared statement
 // and no session state outlives a transaction, apart from LISTEN with --wake listen.
-//   1. connect; SELECT * FROM everest.acquire_lease(NAME, TTL) until it returns a row (member,
-//      lease token), logging "waiting for the lease"; renew it (renew_lease) every TTL/3. When
-//      renew_lease returns false, or a save fails with EV005, the lease is lost: roll back, stop
-//      applying, acquire it again. After a reconnect the token is renewed, not re-acquired.
+//   1. connect; SELECT * FROM everest.acquire_lease(NAME, TTL, member => 0) until it returns a
+//      row (member, lease token), logging "waiting for the lease"; renew it (renew_lease) every
+//      TTL/3. When renew_lease returns false, or a save fails with EV005, the lease is lost: roll
+//      back, stop applying, acquire it again. After a reconnect the token is renewed, not
+//      re-acquired. (--members: a lease per member, see below.)
 //   2. --wake listen: LISTEN everest (on a hot standby, where LISTEN fails with 25006, it
 //      switches to --wake wait).
 //   3. repeat: BEGIN ISOLATION LEVEL READ COMMITTED; (--wake wait: SELECT safe_position());
 //      read_handler_events(NAME, SOURCE, BATCH); apply each event;
-//      save_handler_position(NAME, last position, member => M, lease => TOKEN); COMMIT. When a
-//      batch is empty, wait: for a notification on channel "everest" or --poll-ms, whichever
+//      save_handler_position(NAME, last position, member => M, lease => TOKEN); COMMIT. (With
+//      --members or --types the read names member => M and types => ARRAY[...], and the save
+//      may go past the last event: see "Filtered reads"; with --max-attempts the batch's first
+//      event is noted before the BEGIN.) When a batch is empty, wait: for a notification on
+//      channel "everest" or --poll-ms, whichever
 //      comes first (listen), or with SELECT everest.wait_for_position(that safe_position,
 //      --poll-ms) (wait). Notifications are wake-ups only; the read is the truth.
 //   EV004 from the save means another process moved the checkpoint: roll back and read again.
@@ -58,6 +63,70 @@
 // first empty read on the reader). A lost reader connection is handled like a lost primary one:
 // both are closed and opened again, with backoff.
 //
+// --members N: the handler is a consumer group (docs/groups.md), shared by every process started
+// with --members on it. A handler without a checkpoint row yet (no row in
+// everest.handler_status) becomes a group of N members (SELECT everest.resize_handler(NAME, N),
+// logged) when N > 1; any other is run as it is, with a warning when its size is not N:
+// resizing a running group is an operator's act (SELECT everest.resize_handler(NAME, n) in
+// psql). Sharing, as docs/groups.md "Sharing a group between processes" says: the process
+// takes one free member (acquire_lease(NAME, TTL), member NULL: the lowest free one), and after
+// each pass over the members it holds tries to take one more, at most once per --poll-ms, until
+// none is free; so processes started within a --poll-ms of each other share the group evenly
+// (two processes on four members hold two each), and one that starts once every member is held
+// waits ("waiting for the lease", retrying every --poll-ms) until a process exits (its leases
+// are released) or dies (its leases expire after --lease-ttl), and takes those members over.
+// Each member held runs in its own transactions: a round of step 3 with member => M, its own
+// lease and its own checkpoint; its lease is renewed every TTL/3. A member whose lease is lost
+// (renew_lease false, EV005 from a save) is dropped: rolled back, forgotten, logged; the process
+// goes on with the others, and acquires members again after its passes. A resize ends every
+// lease of the group, so the processes drop all their members (a member that is no longer in
+// the group gets 22023 from its read, and renew_lease false) and acquire members of the new
+// size: this is how a running group follows a resize, with no event applied twice or skipped
+// (the floors of docs/groups.md). On exit every lease it holds is released. Without --members a
+// process runs member 0 of the handler (a group of one, unless an operator resized it), with
+// acquire_lease(NAME, TTL, member => 0).
+//
+// Filtered reads (--types, or a member of a group of more than one) move the checkpoint past
+// the events the reader does not take, without reading them again (docs/groups.md, "A filtered
+// reader moves its checkpoint"): in the batch's transaction it reads cp =
+// handler_position(NAME, M) and sp = safe_position() (on the reader with --read-from) before
+// read_handler_events(..., member => M, types => ARRAY[...]); when the batch came back with
+// fewer than --batch events it read everything of its filter up to sp, so the save goes to
+// max(last position, sp), and with no event at all to sp when sp > cp (in the same transaction,
+// with the same checks: EV004, EV005). A batch that came back full saves its last event.
+//
+// --max-attempts N (0, the default, is off: a failing --apply stops the process with status 1).
+// Attempts are counted with everest.note_attempt, which commits on its own, so that a process
+// that crashes (or is killed, or hangs past its lease) on an event still counts: before each
+// batch, in autocommit on the primary, with no transaction open, the process reads its member's
+// next event (read_handler_events(..., 1), the same filters; on the reader after the checkpoint
+// with --read-from) and calls note_attempt(NAME, that position, M). Then it runs the batch
+// (BEGIN, read, apply, save, COMMIT); a batch that does not start at the event noted (the
+// checkpoint moved, or events arrived after an empty look) is rolled back and noted again. The
+// count is that of the batch's first event, and goes back to 1 at another position:
+//   - count 1: a batch of --batch events. An --apply error rolls it back, is remembered (the
+//     position and message) and is retried: it no longer stops the process.
+//   - count above 1 (a batch from there did not commit: an --apply error, a crash, a lost
+//     lease or connection): one event per transaction, up to the failing event when this
+//     process saw its error, else up to the last event such a batch could have held (read
+//     once: read_handler_events(..., --batch)), so that each count is the event's own.
+//   - past N tries of an event: it is parked, in one transaction: the checkpoint is saved up to
+//     the position before it when it lies further back (park_event wants the member's next
+//     event, whatever the types or source), then park_event(NAME, position, reason, member =>
+//     M, lease => TOKEN), logged, and the next events follow. The reason is the last --apply
+//     error message (e.g. "22012: division by zero"), or after a crash, which leaves none,
+//     "attempted N times without completing (crashed or timed out)". An event's tries are its
+//     count, plus the failed batch that started at an earlier event when this process saw the
+//     event fail in it (so an --apply error parks after exactly N tries); after a crash inside
+//     a batch that started earlier that batch is counted against its first event, so the event
+//     may be tried N + 1 times. An event is parked only when its count is 3 or more or this
+//     process saw its own --apply error: a count of 2 may be a batch that started at it and
+//     failed at a later event, so with N = 1 an event is not parked on that alone (after a
+//     crash it is tried alone once more).
+// Every try counts, transient errors (lock timeouts, deadlocks) too, so leave room for them.
+// parked_events lists what was parked; unpark_event removes the record, and replaying it is the
+// application's: SELECT * FROM everest.read_event('$all', position).
+//
 // Options:
 //   --handler NAME   the handler whose checkpoint is followed (required)
 //   --source S       '$all' (default), a stream name, or '$ce-<category>'
@@ -76,11 +145,21 @@
 //   --read-from R    read the events on R (a libpq connection string or URI: a hot standby or a
 //                    mirror) instead of CONNINFO; checkpoints, leases and --apply stay on
 //                    CONNINFO; waits with wait_for_position on R (implies --wake wait)
+//   --members N      run the handler as a consumer group, shared with the other processes
+//                    started so: made a group of N when it has no checkpoint yet, else run as
+//                    it is; takes one free member, then one more per --poll-ms while any is
+//                    free; follows resizes (everest 0.5.0; table lease only)
+//   --types A,B      only events of these types (comma-separated); the checkpoint still moves
+//                    past the others (everest 0.5.0)
+//   --max-attempts N park an event (park_event) once N tries did not commit, counted with
+//                    note_attempt so that crashes count too; an --apply error is retried
+//                    instead of stopping the process (default 0: off; everest 0.5.0)
 //   CONNINFO         a libpq connection string or URI; PGHOST, PGPORT, PGUSER, ... apply
 //
 // Exit status: 0 when stopped by SIGINT/SIGTERM (the transaction in progress is finished first;
 // a second signal cancels it instead) or by --once; 1 on an error that retrying cannot fix (a
-// bad --apply statement or one that fails with a non-transient error, a missing extension, a
+// bad --apply statement or, without --max-attempts, one that fails with a non-transient error,
+// a missing extension, a
 // closed stdout); 2 on a usage error. Transient errors (serialization failures, deadlocks, lock
 // timeouts, lost connections, a server restarting) are retried with backoff.
 
@@ -130,6 +209,11 @@ struct Options {
 	std::string conninfo;
 	bool has_read_from = false;	// --read-from
 	std::string read_from;
+	bool has_members = false;	// --members
+	int members = 1;
+	bool has_types = false;	// --types, as given: comma-separated
+	std::string types;
+	int max_attempts = 0;	// --max-attempts (0: off)
 };
 
 // ------------------------------------------------------------------------------------------
@@ -331,7 +415,9 @@ enum class Outcome {
 	Fatal,	// retrying cannot help: stop with status 1
 	Stop,	// a signal asked us to stop
 	Done,	// --once and caught up
-	LeaseLost,	// renew_lease said false or a save failed with EV005: acquire the lease again
+	LeaseLost,	// renew_lease said false or a save failed with EV005: drop the member, acquire again
+	Again,	// --max-attempts: the batch did not start at the event noted; note again (rolled back)
+	ApplyFailed,	// --max-attempts: --apply failed (rolled back); tried again, then parked
 };
 
 bool starts_with(const std::string &s, const char *prefix) { return s.compare(0, strlen(prefix), prefix) == 0; }
@@ -459,7 +545,6 @@ PGconn *connect(const std::string &conninfo, std::string &error)
 // ------------------------------------------------------------------------------------------
 // One connection's life
 // ------------------------------------------------------------------------------------------
-
 // Every statement goes out with PQexecParams (the unnamed statement, parsed, bound and run in
 // one go), so that nothing but LISTEN outlives a transaction: through a transaction pooler the
 // next statement may run on another server connection.
@@ -470,33 +555,72 @@ const char *const kReadSql =
 const char *const kSaveSql = "SELECT everest.save_handler_position($1, $2)";
 const char *const kSaveLeaseSql =
 	"SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid)";
-// --read-from: the read on the reader starts after the checkpoint read on the primary, and the
-// save checks that checkpoint (the lease is NULL with --lease session).
-const char *const kReadAfterSql =
+// A member's read (everest 0.5.0): --members, --types, --max-attempts and --read-from. $5 is the
+// comma-separated --types (NULL: every type); $6 the checkpoint read on the primary (--read-from;
+// NULL: the stored one, which the save then checks).
+const char *const kReadMemberSql =
 	"SELECT stream, version, position, id, type, data, metadata, "
 	"pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-	"FROM everest.read_handler_events($1, $2, $3, member => $4, after => $5)";
+	"FROM everest.read_handler_events($1, $2, $3, member => $4::integer, "
+	"types => pg_catalog.string_to_array($5, ','), after => $6::bigint)";
+const Oid kReadMemberTypes[] = {25, 25, 23, 23, 25, 20};	// text, text, int4, int4, text, int8
+// --read-from: the save checks the checkpoint read on the primary (the lease is NULL with
+// --lease session); --max-attempts saves up to the event before a parked one with it too.
 const char *const kSaveExpectedSql =
 	"SELECT everest.save_handler_position($1, $2, member => $3::integer, lease => $4::uuid, "
 	"expected_position => $5::bigint)";
+const char *const kPositionSql = "SELECT everest.handler_position($1, $2::integer)";
+// --max-attempts: the member's next event (autocommit, before the batch), its attempt count,
+// the last event a batch from it could have held, and parking.
+const char *const kFirstSql =
+	"SELECT position FROM everest.read_handler_events($1, $2, 1, member => $3::integer, "
+	"types => pg_catalog.string_to_array($4, ','), after => $5::bigint)";
+const Oid kFirstTypes[] = {25, 25, 23, 25, 20};
+const char *const kSpanSql =
+	"SELECT pg_catalog.max(position) FROM everest.read_handler_events($1, $2, $3, member => $4::integer, "
+	"types => pg_catalog.string_to_array($5, ','), after => $6::bigint)";
+const char *const kNoteSql = "SELECT everest.note_attempt($1, $2::bigint, $3::integer)";
+const char *const kParkSql =
+	"SELECT everest.park_event($1, $2::bigint, $3, member => $4::integer, lease => $5::uuid)";
+const char *const kGroupSizeSql =
+	"SELECT pg_catalog.count(*), COALESCE(pg_catalog.max(members), 1) "
+	"FROM everest.handler_status WHERE handler = $1";
 
 // --wake listen with --read-from is logged once per process, not at every reconnect.
 bool g_logged_reader_wake = false;
 
 long long to_ll(const char *s) { return strtoll(s, nullptr, 10); }
+long long to_ll(const std::string &s) { return to_ll(s.c_str()); }
 
-// What outlives a connection: the table lease (renewed after a reconnect instead of taken
-// again) and --from-start's pending reset.
-struct Lease {
-	std::string token;	// empty: none
-	std::string member;
+// A group member this process runs. What outlives a connection: the members held (their table
+// leases are renewed after a reconnect instead of taken again, and what --max-attempts
+// remembers), and --from-start's pending reset.
+struct Member {
+	std::string member = "0";	// the member's number, as text
+	std::string token;	// its table lease (empty with --lease session)
 	Clock::time_point renewed;
+	std::string last_safe = "0";	// safe_position() before its last read (the wait after it)
+	std::string last_cp = "0";	// the checkpoint its last read started after (--read-from)
+	// --max-attempts: one event per transaction up to position single_until; the position and
+	// message of its last --apply error; bonus_at: a position whose failed try was counted
+	// against the first event of a longer batch (so it counts once more).
+	long long single_until = 0;
+	long long failed_at = 0;
+	std::string failure;
+	long long bonus_at = 0;
+};
+
+struct Held {
+	std::vector<Member> members;	// without --members: at most member 0
+	int group_size = 1;	// --members: the group's size when a member was last taken
+	bool group_checked = false;	// --members: the group was looked at (and made) once
+	Clock::time_point last_try;	// --members: when it last tried to take one more member
 };
 
 class Session {
 public:
-	Session(const Options &opt, PGconn *conn, PGconn *reader, Backoff &backoff, bool &reset_pending, Lease &lease)
-		: opt_(opt), conn_(conn), reader_(reader), backoff_(backoff), reset_pending_(reset_pending), lease_(lease)
+	Session(const Options &opt, PGconn *conn, PGconn *reader, Backoff &backoff, bool &reset_pending, Held &held)
+		: opt_(opt), conn_(conn), reader_(reader), backoff_(backoff), reset_pending_(reset_pending), held_(held)
 	{
 	}
 
@@ -510,7 +634,12 @@ public:
 		o = check_reader();
 		if (o != Outcome::Ok)
 			return o;
-		o = take_lease();
+		if (opt_.has_members && !held_.group_checked) {
+			o = setup_group();
+			if (o != Outcome::Ok)
+				return o;
+		}
+		o = keep_or_take();
 		if (o != Outcome::Ok)
 			return o;
 		if (reset_pending_) {
@@ -536,64 +665,107 @@ public:
 				wake_wait_ = true;
 			}
 		}
-		Result pos(exec_params("SELECT everest.handler_position($1)", {opt_.handler.c_str()}));
-		if (PQresultStatus(pos.get()) != PGRES_TUPLES_OK)
-			return failed("handler_position", pos.get());
-		logf("reading %s after position %s", opt_.source.c_str(), PQgetvalue(pos.get(), 0, 0));
+		if (!opt_.has_members) {
+			Result pos(exec_params("SELECT everest.handler_position($1)", {opt_.handler.c_str()}));
+			if (PQresultStatus(pos.get()) != PGRES_TUPLES_OK)
+				return failed("handler_position", pos.get());
+			logf("reading %s after position %s", opt_.source.c_str(), PQgetvalue(pos.get(), 0, 0));
+		}
 
+		// Passes: a round (one transaction) for each member held, then perhaps one more member,
+		// then, when every round was empty, a wait.
 		for (;;) {
 			if (stopping())
 				return Outcome::Stop;
-			o = renew_if_due();
-			if (o == Outcome::Ok) {
-				bool empty = false;
-				o = round(empty);
-				if (o == Outcome::Ok) {
-					backoff_.reset();
-					if (!empty)
-						continue;
-					if (opt_.once)
-						return Outcome::Done;
-					o = wait_for_news();
-					if (o == Outcome::Ok)
-						continue;
-				}
-			}
-			switch (o) {
-			case Outcome::Moved:
-				logf("the checkpoint was moved by another process (EV004): rolled back, reading again");
-				continue;
-			case Outcome::LeaseLost:
-				logf("lease on handler \"%s\" lost (%s): stopped applying, acquiring it again",
-				     opt_.handler.c_str(), why_.c_str());
-				lease_.token.clear();
-				o = take_lease();
+			if (held_.members.empty()) {
+				o = take_first();
 				if (o != Outcome::Ok)
 					return o;
 				continue;
-			case Outcome::Retry: {
-				int ms = backoff_.next();
-				logf("%s; rolled back, retrying in %d ms", why_.c_str(), ms);
-				if (!sleep_ms(ms))
-					return Outcome::Stop;
-				continue;
 			}
-			default:
+			o = drain_notifications();
+			if (o != Outcome::Ok)
 				return o;
+			bool all_empty = true;
+			size_t i = 0;
+			while (i < held_.members.size()) {
+				if (stopping())
+					return Outcome::Stop;
+				bool empty = false;
+				o = renew_due();	// may drop members whose lease is gone
+				if (o == Outcome::Ok) {
+					if (i >= held_.members.size())
+						break;
+					Member &m = held_.members[i];
+					o = round(m, empty);
+					if (o == Outcome::Fatal)
+						o = gone_from_group(m, o);
+					if (o == Outcome::LeaseLost) {
+						lost(m, why_);
+						held_.members.erase(held_.members.begin() + static_cast<long>(i));
+						continue;
+					}
+				}
+				const std::string who = i < held_.members.size() ? prefix(held_.members[i]) : "";
+				i++;
+				if (o == Outcome::Ok) {
+					backoff_.reset();
+					if (!empty)
+						all_empty = false;
+					continue;
+				}
+				all_empty = false;
+				switch (o) {
+				case Outcome::Again:	// the batch did not start at the event noted: note again
+					break;
+				case Outcome::Moved:
+					logf("%sthe checkpoint was moved by another process (EV004): rolled back, reading again",
+					     who.c_str());
+					break;
+				case Outcome::ApplyFailed:
+					logf("%s%s; rolled back, trying again (--max-attempts %d)", who.c_str(), why_.c_str(),
+					     opt_.max_attempts);
+					break;
+				default:
+					o = retry_later(o);
+					if (o != Outcome::Ok)
+						return o;
+				}
 			}
+			if (stopping())
+				return Outcome::Stop;
+			bool taken = false;
+			o = retry_later(try_take_more(taken));
+			if (o != Outcome::Ok)
+				return o;
+			if (held_.members.empty() || taken || !all_empty)
+				continue;
+			if (opt_.once)
+				return Outcome::Done;
+			o = retry_later(wait_for_news());
+			if (o != Outcome::Ok)
+				return o;
 		}
 	}
 
-	// After run() ended with Stop or Done: gives the table lease back, so that another process
-	// takes over at once (best effort: a lease that is not released expires).
+	// After run() ended with Stop, Done or Fatal: gives the table leases back, so that other
+	// processes take over at once (best effort: a lease that is not released expires).
 	void release()
 	{
-		if (lease_.token.empty() || PQstatus(conn_) != CONNECTION_OK)
+		if (PQstatus(conn_) != CONNECTION_OK)
 			return;
-		Result r(exec_params("SELECT everest.release_lease($1, $2::uuid)", {opt_.handler.c_str(), lease_.token.c_str()}));
-		if (PQresultStatus(r.get()) == PGRES_TUPLES_OK)
-			logf("lease on handler \"%s\" released", opt_.handler.c_str());
-		lease_.token.clear();
+		for (const Member &m : held_.members) {
+			if (m.token.empty())
+				continue;
+			Result r(exec_params("SELECT everest.release_lease($1, $2::uuid)", {opt_.handler.c_str(), m.token.c_str()}));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				continue;
+			if (opt_.has_members)
+				logf("lease on handler \"%s\" member %s released", opt_.handler.c_str(), m.member.c_str());
+			else
+				logf("lease on handler \"%s\" released", opt_.handler.c_str());
+		}
+		held_.members.clear();
 	}
 
 	const std::string &why() const { return why_; }
@@ -604,15 +776,14 @@ private:
 	PGconn *reader_;	// --read-from, else nullptr
 	Backoff &backoff_;
 	bool &reset_pending_;
-	Lease &lease_;
+	Held &held_;
 	std::string why_;
+	std::string last_state_;	// the SQLSTATE of the last failure ("" when none)
 	std::string out_;
 	bool table_lease_ = false;
 	bool has_wait_ = false;
 	bool wake_wait_ = false;
 	std::vector<Oid> apply_types_;
-	std::string last_safe_ = "0";	// safe_position() before the last read (--wake wait)
-	std::string last_cp_ = "0";	// --read-from: the checkpoint the last read started after
 
 	PGresult *exec_params(const char *sql, std::initializer_list<const char *> params)
 	{
@@ -628,8 +799,37 @@ private:
 	{
 		why_ = std::string(what) + (conn == reader_ && reader_ != nullptr ? " (reader)" : "") + ": " +
 		       error_text(conn, res);
+		const char *state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+		last_state_ = state != nullptr ? state : "";
 		return classify(conn, res);
 	}
+
+	// A transient error (after its transaction was rolled back) is logged and retried after a
+	// backoff: Ok. Anything else ends run() with it (Stop for a signal during the backoff).
+	Outcome retry_later(Outcome o)
+	{
+		if (o != Outcome::Retry)
+			return o;
+		int ms = backoff_.next();
+		logf("%s; rolled back, retrying in %d ms", why_.c_str(), ms);
+		return sleep_ms(ms) ? Outcome::Ok : Outcome::Stop;
+	}
+
+	// "member 2: " in the log of a process that runs a group (--members), "" otherwise.
+	std::string prefix(const Member &m) const { return opt_.has_members ? "member " + m.member + ": " : ""; }
+
+	const char *types_param() const { return opt_.has_types ? opt_.types.c_str() : nullptr; }
+
+	// Reads that name the member, the types or `after` (everest 0.5.0); without --members,
+	// --types, --max-attempts and --read-from the read is the one of every version.
+	bool member_reads() const
+	{
+		return opt_.has_members || opt_.has_types || opt_.max_attempts > 0 || reader_ != nullptr;
+	}
+
+	// A filtered read (types, or a member of a group of more than one) moves its checkpoint
+	// past the events it does not take: docs/groups.md, "A filtered reader moves its checkpoint".
+	bool skips_ahead() const { return opt_.has_types || (opt_.has_members && held_.group_size > 1); }
 
 	// --read-from: the reader reads with `after` and waits (everest 0.5.0), and the primary
 	// saves with expected_position. A reader without them cannot be used: stop (status 1).
@@ -663,18 +863,28 @@ private:
 		return Outcome::Ok;
 	}
 
-	// What the server has (acquire_lease and wait_for_position came with everest 0.4.0), and
-	// the --apply statement checked before taking the lease: parsed as the unnamed statement
-	// (nothing is left behind), which also tells the type of $1.
+	// What the server has (acquire_lease and wait_for_position came with everest 0.4.0; groups,
+	// types and attempt counts with 0.5.0), and the --apply statement checked before taking the
+	// lease: parsed as the unnamed statement (nothing is left behind), which also tells the type
+	// of $1.
 	Outcome check_server()
 	{
 		Result r(PQexec(conn_,
 		                "SELECT pg_catalog.to_regprocedure('everest.acquire_lease(text,interval,integer)') IS NOT NULL, "
-		                "pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL"));
+		                "pg_catalog.to_regprocedure('everest.wait_for_position(bigint,integer)') IS NOT NULL, "
+		                "pg_catalog.to_regprocedure('everest.note_attempt(text,bigint,integer)') IS NOT NULL "
+		                "AND pg_catalog.to_regprocedure("
+		                "'everest.read_handler_events(text,text,integer,integer,text[],bigint)') IS NOT NULL"));
 		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
 			return failed("checking the server", r.get());
 		bool has_lease = strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0;
 		has_wait_ = strcmp(PQgetvalue(r.get(), 0, 1), "t") == 0;
+		bool has_groups = strcmp(PQgetvalue(r.get(), 0, 2), "t") == 0;
+		if (!has_groups && (opt_.has_members || opt_.has_types || opt_.max_attempts > 0)) {
+			why_ = "--members, --types and --max-attempts need everest 0.5.0 or later "
+			       "(ALTER EXTENSION everest UPDATE)";
+			return Outcome::Fatal;
+		}
 		table_lease_ = has_lease && !opt_.session_lease;
 		if (!has_lease && !opt_.session_lease)
 			logf("everest.acquire_lease is not available (everest before 0.4.0): using the session lease "
@@ -702,95 +912,247 @@ private:
 		return Outcome::Ok;
 	}
 
+	// --members N, once per process: a handler without a checkpoint row becomes a group of N
+	// (resize_handler); any other is run as it is (resizing is an operator's act), with a
+	// warning when its size is not N.
+	Outcome setup_group()
+	{
+		Result r(exec_params(kGroupSizeSql, {opt_.handler.c_str()}));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed("reading everest.handler_status", r.get());
+		long long rows = to_ll(PQgetvalue(r.get(), 0, 0));
+		int size = atoi(PQgetvalue(r.get(), 0, 1));
+		if (rows == 0 && opt_.members > 1) {
+			std::string n = std::to_string(opt_.members);
+			r.reset(exec_params("SELECT everest.resize_handler($1, $2::integer)", {opt_.handler.c_str(), n.c_str()}));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return failed("resize_handler", r.get());
+			logf("handler \"%s\" had no checkpoint: made it a group of %d members (resize_handler)",
+			     opt_.handler.c_str(), opt_.members);
+			size = opt_.members;
+		} else if (size != opt_.members) {
+			logf("warning: handler \"%s\" is a group of %d members, not %d (--members): running it as it is; "
+			     "resizing is an operator's act (SELECT everest.resize_handler('%s', %d))",
+			     opt_.handler.c_str(), size, opt_.members, opt_.handler.c_str(), opt_.members);
+		}
+		held_.group_size = size;
+		held_.group_checked = true;
+		return Outcome::Ok;
+	}
+
 	std::string ttl() const { return std::to_string(opt_.lease_ttl_s) + " seconds"; }
 	int renew_every_ms() const { return opt_.lease_ttl_s * 1000 / 3; }
 
-	// The table lease: a token kept from before a reconnect is renewed; otherwise acquire_lease
-	// until a member is free. The session lease: try_acquire_handler until true.
-	Outcome take_lease()
+	void lost(const Member &m, const std::string &why)
+	{
+		if (opt_.has_members)
+			logf("lease on handler \"%s\" member %s lost (%s): rolled back, %s", opt_.handler.c_str(),
+			     m.member.c_str(), why.c_str(),
+			     held_.members.size() > 1 ? "going on with the other members" : "acquiring a member again");
+		else
+			logf("lease on handler \"%s\" lost (%s): stopped applying, acquiring it again", opt_.handler.c_str(),
+			     why.c_str());
+	}
+
+	// At the start of a connection: the table leases held before a reconnect are renewed, not
+	// taken again (those that expired meanwhile are forgotten); with none left, or with the
+	// session lease, it waits for one.
+	Outcome keep_or_take()
+	{
+		if (!table_lease_) {
+			held_.members.clear();	// a session lease ended with its session
+			return take_first();
+		}
+		for (size_t i = 0; i < held_.members.size();) {
+			Member &m = held_.members[i];
+			std::string t = ttl();
+			auto asked = Clock::now();
+			Result r(exec_params("SELECT everest.renew_lease($1, $2::uuid, $3::interval)",
+			                     {opt_.handler.c_str(), m.token.c_str(), t.c_str()}));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return failed("renew_lease", r.get());
+			if (strcmp(PQgetvalue(r.get(), 0, 0), "t") != 0) {
+				if (opt_.has_members)
+					logf("lease on handler \"%s\" member %s expired meanwhile", opt_.handler.c_str(), m.member.c_str());
+				held_.members.erase(held_.members.begin() + static_cast<long>(i));
+				continue;
+			}
+			m.renewed = asked;
+			logf("lease on handler \"%s\" kept (member %s)", opt_.handler.c_str(), m.member.c_str());
+			i++;
+		}
+		if (held_.members.empty())
+			return take_first();
+		return Outcome::Ok;
+	}
+
+	// Holding nothing: acquire a member (the lowest free one with --members, member 0 without;
+	// the session lease with --lease session) every --poll-ms until one is free.
+	Outcome take_first()
 	{
 		bool waiting = false;
 		auto last_log = Clock::now();
 		for (;;) {
 			bool taken = false;
-			if (!table_lease_) {
-				Result r(exec_params("SELECT everest.try_acquire_handler($1)", {opt_.handler.c_str()}));
-				if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-					return failed("try_acquire_handler", r.get());
-				taken = strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0;
-			} else if (!lease_.token.empty()) {
-				std::string t = ttl();
-				Result r(exec_params("SELECT everest.renew_lease($1, $2::uuid, $3::interval)",
-				                     {opt_.handler.c_str(), lease_.token.c_str(), t.c_str()}));
-				if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-					return failed("renew_lease", r.get());
-				if (strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0) {
-					lease_.renewed = Clock::now();
-					logf("lease on handler \"%s\" kept (member %s)", opt_.handler.c_str(), lease_.member.c_str());
-					return Outcome::Ok;
-				}
-				lease_.token.clear();
-				continue;
-			} else {
-				std::string t = ttl();
-				auto asked = Clock::now();
-				Result r(exec_params("SELECT granted_member, lease FROM everest.acquire_lease($1, $2::interval)",
-				                     {opt_.handler.c_str(), t.c_str()}));
-				if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-					return failed("acquire_lease", r.get());
-				if (PQntuples(r.get()) == 1) {
-					lease_.member = PQgetvalue(r.get(), 0, 0);
-					lease_.token = PQgetvalue(r.get(), 0, 1);
-					lease_.renewed = asked;
-					taken = true;
-				}
-			}
-			if (taken) {
-				logf("lease on handler \"%s\" taken", opt_.handler.c_str());
+			Outcome o = acquire(taken);
+			if (o != Outcome::Ok)
+				return o;
+			if (taken)
 				return Outcome::Ok;
-			}
 			if (!waiting || Clock::now() - last_log > std::chrono::milliseconds(kLeaseLogEveryMs)) {
-				logf("waiting for the lease: another process runs handler \"%s\"; retrying every %d ms",
-				     opt_.handler.c_str(), opt_.poll_ms);
+				if (opt_.has_members)
+					logf("waiting for the lease: other processes hold every member of handler \"%s\"; "
+					     "retrying every %d ms", opt_.handler.c_str(), opt_.poll_ms);
+				else
+					logf("waiting for the lease: another process runs handler \"%s\"; retrying every %d ms",
+					     opt_.handler.c_str(), opt_.poll_ms);
 				waiting = true;
 				last_log = Clock::now();
 			}
 			backoff_.reset();	// the connection works
-			Outcome o = wait_listen(opt_.poll_ms);	// nothing listened to yet: a sleep that a signal ends
+			o = wait_listen(opt_.poll_ms, false);	// a sleep that a signal ends
 			if (o != Outcome::Ok)
 				return o;
 		}
 	}
 
-	int ms_until_renewal() const
+	// --members: after a pass, one more member when one is free, at most once per --poll-ms
+	// (without that pause --once), so that processes started together share the group.
+	Outcome try_take_more(bool &taken)
 	{
-		if (!table_lease_ || lease_.token.empty())
-			return INT_MAX;
-		auto due = lease_.renewed + std::chrono::milliseconds(renew_every_ms());
-		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - Clock::now()).count();
-		return left < 0 ? 0 : static_cast<int>(left);
+		taken = false;
+		if (!opt_.has_members || !table_lease_ || static_cast<int>(held_.members.size()) >= held_.group_size)
+			return Outcome::Ok;
+		if (!opt_.once && Clock::now() - held_.last_try < std::chrono::milliseconds(opt_.poll_ms))
+			return Outcome::Ok;
+		return acquire(taken);
 	}
 
-	// Renews the table lease every TTL/3 (between transactions). False: lost.
-	Outcome renew_if_due()
+	// One try at a lease. The table lease: acquire_lease (any free member with --members, else
+	// member 0); taken says whether it returned one. The session lease: try_acquire_handler.
+	Outcome acquire(bool &taken)
 	{
-		if (ms_until_renewal() > 0)
+		taken = false;
+		held_.last_try = Clock::now();
+		if (!table_lease_) {
+			Result r(exec_params("SELECT everest.try_acquire_handler($1)", {opt_.handler.c_str()}));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return failed("try_acquire_handler", r.get());
+			if (strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0) {
+				held_.members.assign(1, Member());
+				taken = true;
+				logf("lease on handler \"%s\" taken", opt_.handler.c_str());
+			}
 			return Outcome::Ok;
+		}
 		std::string t = ttl();
 		auto asked = Clock::now();
-		Result r(exec_params("SELECT everest.renew_lease($1, $2::uuid, $3::interval)",
-		                     {opt_.handler.c_str(), lease_.token.c_str(), t.c_str()}));
+		Result r(exec_params("SELECT granted_member, lease FROM everest.acquire_lease($1, $2::interval, $3::integer)",
+		                     {opt_.handler.c_str(), t.c_str(), opt_.has_members ? nullptr : "0"}));
 		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-			return failed("renew_lease", r.get());
-		if (strcmp(PQgetvalue(r.get(), 0, 0), "t") != 0) {
-			why_ = "renew_lease returned false";
-			return Outcome::LeaseLost;
+			return failed("acquire_lease", r.get());
+		if (PQntuples(r.get()) != 1)
+			return Outcome::Ok;
+		Member fresh;
+		fresh.member = PQgetvalue(r.get(), 0, 0);
+		fresh.token = PQgetvalue(r.get(), 0, 1);
+		fresh.renewed = asked;
+		taken = true;
+		bool replaced = false;	// a member held before whose lease expired: the new one replaces it
+		for (Member &m : held_.members)
+			if (m.member == fresh.member) {
+				m = fresh;
+				replaced = true;
+			}
+		if (!replaced)
+			held_.members.push_back(fresh);
+		if (!opt_.has_members) {
+			logf("lease on handler \"%s\" taken", opt_.handler.c_str());
+			return Outcome::Ok;
 		}
-		lease_.renewed = asked;
+		// The group's size now: a resize since the last look shows here (it ended every lease).
+		r.reset(exec_params(kGroupSizeSql, {opt_.handler.c_str()}));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed("reading everest.handler_status", r.get());
+		int size = atoi(PQgetvalue(r.get(), 0, 1));
+		if (size != held_.group_size)
+			logf("handler \"%s\" is a group of %d members now (it was %d)", opt_.handler.c_str(), size,
+			     held_.group_size);
+		held_.group_size = size;
+		logf("lease on handler \"%s\" member %s taken%s (%zu of its %d members held here)", opt_.handler.c_str(),
+		     fresh.member.c_str(), replaced ? " again (its lease had ended)" : "", held_.members.size(), size);
 		return Outcome::Ok;
 	}
 
-	// After an empty batch: until news, --poll-ms, or the lease's renewal is due.
+	int ms_until_renewal() const
+	{
+		if (!table_lease_)
+			return INT_MAX;
+		int least = INT_MAX;
+		for (const Member &m : held_.members) {
+			if (m.token.empty())
+				continue;
+			auto due = m.renewed + std::chrono::milliseconds(renew_every_ms());
+			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - Clock::now()).count();
+			int ms = left < 0 ? 0 : static_cast<int>(left);
+			if (ms < least)
+				least = ms;
+		}
+		return least;
+	}
+
+	// Renews each table lease every TTL/3 (between transactions). A lease that renew_lease says
+	// is gone (expired, taken over, ended by a resize) drops its member.
+	Outcome renew_due()
+	{
+		if (!table_lease_)
+			return Outcome::Ok;
+		for (size_t i = 0; i < held_.members.size();) {
+			Member &m = held_.members[i];
+			if (m.token.empty() || Clock::now() < m.renewed + std::chrono::milliseconds(renew_every_ms())) {
+				i++;
+				continue;
+			}
+			std::string t = ttl();
+			auto asked = Clock::now();
+			Result r(exec_params("SELECT everest.renew_lease($1, $2::uuid, $3::interval)",
+			                     {opt_.handler.c_str(), m.token.c_str(), t.c_str()}));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return failed("renew_lease", r.get());
+			if (strcmp(PQgetvalue(r.get(), 0, 0), "t") != 0) {
+				lost(m, "renew_lease returned false");
+				held_.members.erase(held_.members.begin() + static_cast<long>(i));
+				continue;
+			}
+			m.renewed = asked;
+			i++;
+		}
+		return Outcome::Ok;
+	}
+
+	// A member that a resize took out of the group is 22023 for the read, the save or
+	// note_attempt: the resize ended its lease too, so renew_lease says false and the member is
+	// dropped (LeaseLost). Any other 22023 stays what it was (Fatal).
+	Outcome gone_from_group(Member &m, Outcome o)
+	{
+		if (!opt_.has_members || last_state_ != "22023" || m.token.empty() || PQstatus(conn_) != CONNECTION_OK)
+			return o;
+		std::string why = why_;
+		std::string t = ttl();
+		auto asked = Clock::now();
+		Result r(exec_params("SELECT everest.renew_lease($1, $2::uuid, $3::interval)",
+		                     {opt_.handler.c_str(), m.token.c_str(), t.c_str()}));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0) {
+			if (PQresultStatus(r.get()) == PGRES_TUPLES_OK)
+				m.renewed = asked;
+			why_ = why;
+			return o;
+		}
+		why_ = why + "; its lease ended (the group was resized)";
+		return Outcome::LeaseLost;
+	}
+
+	// After a pass whose rounds were all empty: until news, --poll-ms, or a lease's renewal.
 	Outcome wait_for_news()
 	{
 		int ms = opt_.poll_ms;
@@ -799,18 +1161,24 @@ private:
 			ms = renew;
 		if (ms <= 0)
 			return Outcome::Ok;
-		if (reader_ != nullptr) {
-			// Nothing after cp can show on the reader before its horizon passes cp (a lagging
+		if (reader_ != nullptr || (wake_wait_ && has_wait_)) {
+			// Anything any member did not see wakes it: the least of what they read up to. On
+			// the reader, nothing after cp can show before its horizon passes cp (a lagging
 			// reader may still be below the checkpoint the primary has).
-			const std::string &after = to_ll(last_cp_.c_str()) > to_ll(last_safe_.c_str()) ? last_cp_ : last_safe_;
-			return wait_position(reader_, after, ms);
+			long long after = LLONG_MAX;
+			for (const Member &m : held_.members) {
+				long long seen = to_ll(m.last_safe);
+				if (reader_ != nullptr && to_ll(m.last_cp) > seen)
+					seen = to_ll(m.last_cp);
+				if (seen < after)
+					after = seen;
+			}
+			return wait_position(reader_ != nullptr ? reader_ : conn_, std::to_string(after), ms);
 		}
-		if (wake_wait_ && has_wait_)
-			return wait_position(conn_, last_safe_, ms);
-		return wait_listen(ms);
+		return wait_listen(ms, true);
 	}
 
-	// Throws away the notifications received so far: the read that follows sees their events.
+	// Throws away the notifications received so far: the reads that follow see their events.
 	Outcome drain_notifications()
 	{
 		if (PQsocket(conn_) < 0 || !PQconsumeInput(conn_)) {
@@ -822,8 +1190,10 @@ private:
 		return Outcome::Ok;
 	}
 
-	// Waits for a notification, the timeout, a signal or the connection's end. Ok = read again.
-	Outcome wait_listen(int timeout_ms)
+	// Waits for the timeout, a signal or the connection's end, and with `notified` for a
+	// notification too (Ok = read again); without it notifications are only drained (the wait
+	// for a lease).
+	Outcome wait_listen(int timeout_ms, bool notified_ends)
 	{
 		auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
 		for (;;) {
@@ -832,7 +1202,7 @@ private:
 				notified = true;
 				PQfreemem(n);
 			}
-			if (notified)
+			if (notified && notified_ends)
 				return Outcome::Ok;
 			if (stopping())
 				return Outcome::Stop;
@@ -929,63 +1299,215 @@ private:
 		return PQstatus(conn_) == CONNECTION_OK ? why : Outcome::Lost;
 	}
 
-	// One transaction: read a batch, apply it, save the checkpoint, print, commit.
-	Outcome round(bool &empty)
+
+	// The save of member m's checkpoint at `to`, in the transaction: with --read-from it checks
+	// the checkpoint cp read on the primary (expected_position); with the table lease it names
+	// the member's lease.
+	Outcome save(const Member &m, const std::string &to, const std::string &cp)
 	{
-		Outcome o = drain_notifications();
-		if (o != Outcome::Ok)
-			return o;
+		Result r;
+		const char *token = table_lease_ ? m.token.c_str() : nullptr;	// NULL: no lease
+		if (reader_ != nullptr) {
+			const char *save_params[] = {opt_.handler.c_str(), to.c_str(), m.member.c_str(), token, cp.c_str()};
+			const Oid save_types[] = {25, 20, 23, 0, 20};
+			r.reset(PQexecParams(conn_, kSaveExpectedSql, 5, save_types, save_params, nullptr, nullptr, 0));
+		} else if (table_lease_) {
+			const char *save_params[] = {opt_.handler.c_str(), to.c_str(), m.member.c_str(), token};
+			const Oid save_types[] = {25, 20, 23, 0};
+			r.reset(PQexecParams(conn_, kSaveLeaseSql, 4, save_types, save_params, nullptr, nullptr, 0));
+		} else {
+			const char *save_params[] = {opt_.handler.c_str(), to.c_str()};
+			const Oid save_types[] = {25, 20};
+			r.reset(PQexecParams(conn_, kSaveSql, 2, save_types, save_params, nullptr, nullptr, 0));
+		}
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed("save_handler_position", r.get());
+		return Outcome::Ok;
+	}
+
+	// --max-attempts, in autocommit before the batch's transaction: the member's next event (on
+	// the reader with --read-from, after the checkpoint read on the primary) and, when there is
+	// one, note_attempt for it on the primary, whose count then survives whatever happens to the
+	// batch. first = 0 when there is no event. When the count says that a batch from there did
+	// not commit and it is not yet going one event at a time, it does so up to the last event
+	// such a batch could have held (the one at fault is among them).
+	Outcome note_first(Member &m, long long &first, int &tries)
+	{
+		first = 0;
+		tries = 0;
+		PGconn *reader = reader_ != nullptr ? reader_ : conn_;
+		std::string cp;
+		if (reader_ != nullptr) {
+			Result r(exec_params(kPositionSql, {opt_.handler.c_str(), m.member.c_str()}));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return failed("handler_position", r.get());
+			cp = PQgetvalue(r.get(), 0, 0);
+		}
+		const char *after = reader_ != nullptr ? cp.c_str() : nullptr;
+		const char *first_params[] = {opt_.handler.c_str(), opt_.source.c_str(), m.member.c_str(), types_param(), after};
+		Result r(PQexecParams(reader, kFirstSql, 5, kFirstTypes, first_params, nullptr, nullptr, 0));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed_on(reader, "read_handler_events", r.get());
+		if (PQntuples(r.get()) == 0)
+			return Outcome::Ok;
+		std::string position = PQgetvalue(r.get(), 0, 0);
+		r.reset(exec_params(kNoteSql, {opt_.handler.c_str(), position.c_str(), m.member.c_str()}));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed("note_attempt", r.get());
+		first = to_ll(position);
+		tries = atoi(PQgetvalue(r.get(), 0, 0));
+		if (tries <= 1 || first <= m.single_until)
+			return Outcome::Ok;
+		std::string batch = std::to_string(opt_.batch);
+		const char *span_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str(), m.member.c_str(),
+		                             types_param(), after};
+		r.reset(PQexecParams(reader, kSpanSql, 6, kReadMemberTypes, span_params, nullptr, nullptr, 0));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return failed_on(reader, "read_handler_events", r.get());
+		long long end = PQgetisnull(r.get(), 0, 0) ? first : to_ll(PQgetvalue(r.get(), 0, 0));
+		m.single_until = end > first ? end : first;
+		logf("%sa batch from position %lld did not commit (try %d): one event per transaction up to position %lld",
+		     prefix(m).c_str(), first, tries, m.single_until);
+		return Outcome::Ok;
+	}
+
+	// --max-attempts: parks member m's next event, at `position`, in one transaction: the
+	// checkpoint first moves up to the event before it (a filtered reader may not have saved the
+	// events of other types or sources before it; park_event wants the member's next event),
+	// then park_event with the last --apply error as the reason.
+	Outcome park(Member &m, long long position, int tried)
+	{
+		Result r(PQexec(conn_, "BEGIN ISOLATION LEVEL READ COMMITTED"));
+		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+			return failed("BEGIN", r.get());
+		r.reset(exec_params(kPositionSql, {opt_.handler.c_str(), m.member.c_str()}));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return rollback(failed("handler_position", r.get()));
+		std::string cp = PQgetvalue(r.get(), 0, 0);
+		PGconn *reader = reader_ != nullptr ? reader_ : conn_;
+		const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), "1", m.member.c_str(), types_param(),
+		                             reader_ != nullptr ? cp.c_str() : nullptr};
+		Result rows(PQexecParams(reader, kReadMemberSql, 6, kReadMemberTypes, read_params, nullptr, nullptr, 0));
+		if (PQresultStatus(rows.get()) != PGRES_TUPLES_OK)
+			return rollback(failed_on(reader, "read_handler_events", rows.get()));
+		if (PQntuples(rows.get()) != 1 || PQnfields(rows.get()) != kColumns ||
+		    to_ll(PQgetvalue(rows.get(), 0, kPosition)) != position)
+			return rollback(Outcome::Again);	// the checkpoint moved since the attempt was noted
+		const char *const token = table_lease_ ? m.token.c_str() : nullptr;
+		if (position - 1 > to_ll(cp)) {
+			std::string before = std::to_string(position - 1);
+			const char *save_params[] = {opt_.handler.c_str(), before.c_str(), m.member.c_str(), token, cp.c_str()};
+			const Oid save_types[] = {25, 20, 23, 0, 20};
+			r.reset(PQexecParams(conn_, kSaveExpectedSql, 5, save_types, save_params, nullptr, nullptr, 0));
+			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+				return rollback(failed("save_handler_position", r.get()));
+		}
+		std::string reason = m.failed_at == position && !m.failure.empty()
+			? m.failure
+			: "attempted " + std::to_string(opt_.max_attempts) + " times without completing (crashed or timed out)";
+		std::string pos = std::to_string(position);
+		const char *park_params[] = {opt_.handler.c_str(), pos.c_str(), reason.c_str(), m.member.c_str(), token};
+		r.reset(PQexecParams(conn_, kParkSql, 5, nullptr, park_params, nullptr, nullptr, 0));
+		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+			return rollback(failed("park_event", r.get()));
+		r.reset(PQexec(conn_, "COMMIT"));
+		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+			return rollback(failed("COMMIT", r.get()));
+		logf("%sparked the event at position %s (stream %s, version %s, type %s) after %d tries: %s",
+		     prefix(m).c_str(), pos.c_str(), PQgetvalue(rows.get(), 0, kStream), PQgetvalue(rows.get(), 0, kVersion),
+		     PQgetvalue(rows.get(), 0, kType), tried, reason.c_str());
+		m.failed_at = 0;
+		m.failure.clear();
+		m.bonus_at = 0;
+		return Outcome::Ok;
+	}
+
+	// One transaction of member m: read a batch, apply it, save the checkpoint, print, commit.
+	// With --max-attempts the batch's first event was noted before (note_first), and that may
+	// make it a batch of one event, or a park instead.
+	Outcome round(Member &m, bool &empty)
+	{
+		long long first = 0;
+		bool single = false;
+		if (opt_.max_attempts > 0) {
+			int tries = 0;
+			Outcome o = note_first(m, first, tries);
+			if (o != Outcome::Ok)
+				return o;
+			if (first != 0) {
+				// Tries of this event: the count, plus one when this process saw it fail in a
+				// batch that started earlier (counted against that batch's first event). Parked
+				// once past --max-attempts, and only if it failed alone at least once: a count
+				// of 2 may be one failed batch (anyone's fault) and one try alone.
+				int counted = tries + (m.bonus_at == first ? 1 : 0);
+				if (counted > opt_.max_attempts && (tries >= 3 || m.failed_at == first))
+					return park(m, first, counted - 1);
+				single = first <= m.single_until;
+			}
+		}
+		const int batch_size = single ? 1 : opt_.batch;
+		const bool skip = skips_ahead();
 		Result r(PQexec(conn_, "BEGIN ISOLATION LEVEL READ COMMITTED"));
 		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
 			return failed("BEGIN", r.get());
 
-		// --read-from: the checkpoint comes from the primary, in this transaction; the save
-		// checks it has not moved since (expected_position).
-		const char *member = table_lease_ ? lease_.member.c_str() : "0";
-		if (reader_ != nullptr) {
-			r.reset(exec_params("SELECT everest.handler_position($1, $2::integer)", {opt_.handler.c_str(), member}));
+		// The checkpoint the read starts after, from the primary in this transaction: --read-from
+		// reads after it and the save checks it has not moved since (expected_position); a
+		// filtered read compares its skip-ahead with it.
+		std::string cp;
+		if (reader_ != nullptr || skip) {
+			r.reset(exec_params(kPositionSql, {opt_.handler.c_str(), m.member.c_str()}));
 			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
 				return rollback(failed("handler_position", r.get()));
-			last_cp_ = PQgetvalue(r.get(), 0, 0);
+			cp = PQgetvalue(r.get(), 0, 0);
+			m.last_cp = cp;
 		}
 
+		// safe_position() before the read: the wait after an empty batch wakes for anything the
+		// read did not see, and a filtered read that came back short read everything of its
+		// filter up to it.
 		PGconn *reader = reader_ != nullptr ? reader_ : conn_;
-		if (reader_ != nullptr || (wake_wait_ && has_wait_)) {
-			// Taken before the read, so that the wait after an empty batch wakes for anything
-			// the read did not see.
+		std::string sp;
+		if (reader_ != nullptr || (wake_wait_ && has_wait_) || skip) {
 			r.reset(PQexec(reader, "SELECT everest.safe_position()"));
 			if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
 				return rollback(failed_on(reader, "safe_position", r.get()));
-			last_safe_ = PQgetvalue(r.get(), 0, 0);
+			sp = PQgetvalue(r.get(), 0, 0);
+			m.last_safe = sp;
 		}
 
-		std::string batch = std::to_string(opt_.batch);
+		std::string batch = std::to_string(batch_size);
 		Result rows;
-		if (reader_ != nullptr) {
-			const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str(), member,
-			                             last_cp_.c_str()};
-			const Oid read_types[] = {25, 25, 23, 23, 20};	// text, text, int4, int4, int8
-			rows.reset(PQexecParams(reader_, kReadAfterSql, 5, read_types, read_params, nullptr, nullptr, 0));
+		if (member_reads()) {
+			const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str(), m.member.c_str(),
+			                             types_param(), reader_ != nullptr ? cp.c_str() : nullptr};
+			rows.reset(PQexecParams(reader, kReadMemberSql, 6, kReadMemberTypes, read_params, nullptr, nullptr, 0));
 		} else {
 			const char *read_params[] = {opt_.handler.c_str(), opt_.source.c_str(), batch.c_str()};
 			const Oid read_types[] = {25, 25, 23};	// text, text, int4
 			rows.reset(PQexecParams(conn_, kReadSql, 3, read_types, read_params, nullptr, nullptr, 0));
 		}
-		if (PQresultStatus(rows.get()) != PGRES_TUPLES_OK) {
-			o = failed_on(reader, "read_handler_events", rows.get());
-			return rollback(o);
-		}
+		if (PQresultStatus(rows.get()) != PGRES_TUPLES_OK)
+			return rollback(failed_on(reader, "read_handler_events", rows.get()));
 		int n = PQntuples(rows.get());
+		if (n > 0 && PQnfields(rows.get()) != kColumns) {
+			why_ = "read_handler_events returned an unexpected number of columns";
+			return rollback(Outcome::Fatal);
+		}
+		if (opt_.max_attempts > 0 && n > 0 && to_ll(PQgetvalue(rows.get(), 0, kPosition)) != first)
+			return rollback(Outcome::Again);	// not the event whose attempt was noted
 		if (n == 0) {
 			empty = true;
+			// Nothing of its filter up to sp: the checkpoint moves there, past what it does not take.
+			if (skip && to_ll(sp) > to_ll(cp)) {
+				Outcome o = save(m, sp, cp);
+				if (o != Outcome::Ok)
+					return rollback(o);
+			}
 			r.reset(PQexec(conn_, "COMMIT"));
 			if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
 				return rollback(failed("COMMIT", r.get()));
 			return Outcome::Ok;
-		}
-		if (PQnfields(rows.get()) != kColumns) {
-			why_ = "read_handler_events returned an unexpected number of columns";
-			return rollback(Outcome::Fatal);
 		}
 
 		out_.clear();
@@ -999,8 +1521,21 @@ private:
 				                      nullptr, 0));
 				ExecStatusType st = PQresultStatus(a.get());
 				if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-					std::string what = std::string("--apply failed at position ") + PQgetvalue(rows.get(), i, kPosition);
-					return rollback(failed(what.c_str(), a.get()));
+					const char *at = PQgetvalue(rows.get(), i, kPosition);
+					std::string what = prefix(m) + "--apply failed at position " + at;
+					Outcome o = failed(what.c_str(), a.get());
+					if (o == Outcome::Fatal && opt_.max_attempts > 0) {
+						// Tried again, one event at a time up to it, and parked after
+						// --max-attempts with this message.
+						m.failed_at = to_ll(at);
+						m.failure = error_text(conn_, a.get());
+						if (i > 0)
+							m.bonus_at = m.failed_at;
+						if (m.failed_at > m.single_until)
+							m.single_until = m.failed_at;
+						o = Outcome::ApplyFailed;
+					}
+					return rollback(o);
 				}
 			}
 			if (!opt_.quiet) {
@@ -1009,23 +1544,12 @@ private:
 			}
 		}
 
-		const char *last = PQgetvalue(rows.get(), n - 1, kPosition);
-		if (reader_ != nullptr) {
-			const char *token = table_lease_ ? lease_.token.c_str() : nullptr;	// NULL: no lease
-			const char *save_params[] = {opt_.handler.c_str(), last, member, token, last_cp_.c_str()};
-			const Oid save_types[] = {25, 20, 23, 0, 20};
-			r.reset(PQexecParams(conn_, kSaveExpectedSql, 5, save_types, save_params, nullptr, nullptr, 0));
-		} else if (table_lease_) {
-			const char *save_params[] = {opt_.handler.c_str(), last, lease_.member.c_str(), lease_.token.c_str()};
-			const Oid save_types[] = {25, 20, 23, 0};
-			r.reset(PQexecParams(conn_, kSaveLeaseSql, 4, save_types, save_params, nullptr, nullptr, 0));
-		} else {
-			const char *save_params[] = {opt_.handler.c_str(), last};
-			const Oid save_types[] = {25, 20};
-			r.reset(PQexecParams(conn_, kSaveSql, 2, save_types, save_params, nullptr, nullptr, 0));
-		}
-		if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-			return rollback(failed("save_handler_position", r.get()));
+		// A filtered read that came back short read everything of its filter up to sp.
+		std::string last = PQgetvalue(rows.get(), n - 1, kPosition);
+		const std::string &to = skip && n < batch_size && to_ll(sp) > to_ll(last) ? sp : last;
+		Outcome o = save(m, to, cp);
+		if (o != Outcome::Ok)
+			return rollback(o);
 
 		// Printed and flushed before the commit: at-least-once on stdout.
 		if (!out_.empty()) {
@@ -1037,6 +1561,10 @@ private:
 		r.reset(PQexec(conn_, "COMMIT"));
 		if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
 			return rollback(failed("COMMIT", r.get()));
+		if (m.failed_at != 0 && to_ll(last) >= m.failed_at) {
+			m.failed_at = 0;	// past it
+			m.failure.clear();
+		}
 		return Outcome::Ok;
 	}
 };
@@ -1051,7 +1579,8 @@ void usage(FILE *to)
 	        "usage: everest-tail --handler NAME [--source '$all'|STREAM|'$ce-CATEGORY'] [--batch 500]\n"
 	        "                    [--poll-ms 1000] [--apply SQL] [--from-start] [--once] [--quiet]\n"
 	        "                    [--wake listen|wait] [--lease table|session] [--lease-ttl 30]\n"
-	        "                    [--read-from READER_CONNINFO] [CONNINFO]\n"
+	        "                    [--read-from READER_CONNINFO] [--members N] [--types A,B]\n"
+	        "                    [--max-attempts N] [CONNINFO]\n"
 	        "\n"
 	        "Prints every event of SOURCE after handler NAME's checkpoint as one JSON line, runs --apply SQL\n"
 	        "(with $1 = the event's JSON) in the transaction that moves the checkpoint, and follows new\n"
@@ -1060,6 +1589,16 @@ void usage(FILE *to)
 	        "Through a transaction pooler (PgBouncer) or on a hot standby, use --wake wait.\n"
 	        "--read-from reads the events on READER_CONNINFO (a hot standby or a mirror; it waits there with\n"
 	        "wait_for_position); checkpoints, leases and --apply stay on CONNINFO, the primary.\n"
+	        "--members N runs NAME as a consumer group shared by the processes started with it (made a group of\n"
+	        "N members when it has no checkpoint yet; resize_handler is the operator's): each process takes one\n"
+	        "free member at once, then one more per --poll-ms while any is free, runs each in its own\n"
+	        "transactions with its own lease, and drops the members whose lease is lost; a resize ends every\n"
+	        "lease, and the processes then take members of the new size.\n"
+	        "--types A,B reads only those event types; like a group's members, it moves its checkpoint past\n"
+	        "the events it does not take.\n"
+	        "--max-attempts N counts tries with everest.note_attempt (crashes count too), retries a failing\n"
+	        "--apply one event at a time, and parks the event (park_event) after N tries (default 0: off,\n"
+	        "a failing --apply stops it with status 1).\n"
 	        "CONNINFO is a libpq connection string or URI; PGHOST, PGPORT, PGUSER, PGDATABASE... apply.\n");
 }
 
@@ -1172,6 +1711,17 @@ int parse_options(int argc, char **argv, Options &opt)
 			if (!need(opt.read_from))
 				return 2;
 			opt.has_read_from = true;
+		} else if (a == "--members") {
+			if (!need_int(1, 1024, opt.members))
+				return 2;
+			opt.has_members = true;
+		} else if (a == "--types") {
+			if (!need(opt.types))
+				return 2;
+			opt.has_types = true;
+		} else if (a == "--max-attempts") {
+			if (!need_int(0, 1000000, opt.max_attempts))
+				return 2;
 		} else if (starts_with(a, "-") && a != "-") {
 			fprintf(stderr, "everest-tail: unknown option %s\n", argv[i]);
 			usage(stderr);
@@ -1195,6 +1745,17 @@ int parse_options(int argc, char **argv, Options &opt)
 	}
 	if (opt.has_apply && opt.apply.find_first_not_of(" \t\r\n;") == std::string::npos) {
 		fprintf(stderr, "everest-tail: --apply needs an SQL statement\n");
+		return 2;
+	}
+	if (opt.has_types) {
+		std::string t = "," + opt.types + ",";
+		if (t.find(",,") != std::string::npos) {
+			fprintf(stderr, "everest-tail: --types needs event types separated by commas, none empty\n");
+			return 2;
+		}
+	}
+	if (opt.has_members && opt.session_lease) {
+		fprintf(stderr, "everest-tail: --members needs the table lease (a lease per member), not --lease session\n");
 		return 2;
 	}
 	return -1;
@@ -1230,7 +1791,7 @@ int main(int argc, char **argv)
 	Backoff backoff;
 	bool reset_pending = opt.from_start;
 	bool was_connected = false;
-	Lease lease;
+	Held held;
 	while (!stopping()) {
 		std::string error;
 		PGconn *conn = connect(opt.conninfo, error);
@@ -1261,7 +1822,7 @@ int main(int argc, char **argv)
 			     PQhost(reader), PQport(reader), PQuser(reader));
 		was_connected = true;
 		set_cancel(conn);
-		Session session(opt, conn, reader, backoff, reset_pending, lease);
+		Session session(opt, conn, reader, backoff, reset_pending, held);
 		Outcome o = session.run();
 		if (o == Outcome::Stop || o == Outcome::Done || o == Outcome::Fatal)
 			session.release();
