@@ -119,6 +119,7 @@ extern void ev_notify_shmem_startup(LWLock *lock);
 extern void ev_notify_define_settings(void);
 extern bool ev_notify_ensure_notifier(void);
 extern void ev_notify_wake(void);
+extern int64 ev_notify_announced(void);	/* the notifier's last announced safe_position() */
 
 /* read.c; a regular stream read by position, bounded by the horizon (read_handler_events) */
 extern void ev_read_into(FunctionCallInfo fcinfo, ev_stream_kind kind, const char *stream,

@@ -542,15 +542,23 @@ everest_wait_for_position(PG_FUNCTION_ARGS)
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	if (!standby)
 		ConditionVariablePrepareToSleep(&ev_shared->moved);
-	for (;;)
+	for (bool exact = false;;)
 	{
 		long		remaining;
+		int64		announced = standby ? 0 : ev_notify_announced();
 
-		safe = ev_safe_position();
-		if (safe > after)
-			break;
+		/*
+		 * With a notifier, what it announced is a safe position, and its next round announces
+		 * whatever commits now: the waiters it wakes take its value instead of each computing
+		 * the horizon under the lock appenders take (20 re-waiting sessions cost 8 appenders
+		 * 0.56 of their server CPU per append that way). Without one, after a recheck that timed
+		 * out (a wake-up lost) and at the end, compute it.
+		 */
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (remaining <= 0)
+		safe = announced;
+		if (announced <= after && (exact || announced == 0 || remaining <= 0))
+			safe = Max(announced, ev_safe_position());
+		if (safe > after || remaining <= 0)
 			break;
 		if (standby)
 		{
@@ -560,8 +568,8 @@ everest_wait_for_position(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 		}
 		else
-			(void) ConditionVariableTimedSleep(&ev_shared->moved, Min(remaining, EV_PRIMARY_RECHECK_MS),
-											   PG_WAIT_EXTENSION);
+			exact = ConditionVariableTimedSleep(&ev_shared->moved, Min(remaining, EV_PRIMARY_RECHECK_MS),
+												PG_WAIT_EXTENSION);
 	}
 	if (!standby)
 		ConditionVariableCancelSleep();

@@ -44,6 +44,8 @@ typedef struct EvNotifier
 	int			pid;			/* 0 while starting */
 	TimestampTz requested;		/* when a backend asked for it */
 	Latch	   *latch;
+	pg_atomic_uint32 incarnation;	/* odd while a notifier takes or leaves the slot */
+	pg_atomic_uint64 announced; /* the safe_position() its last round announced (0: none yet) */
 } EvNotifier;
 
 typedef struct EvNotifyShared
@@ -77,6 +79,11 @@ ev_notify_shmem_startup(LWLock *lock)
 	{
 		memset(ev_notify, 0, sizeof(EvNotifyShared));
 		ev_notify->lock = lock;
+		for (int i = 0; i < EV_MAX_NOTIFIERS; i++)
+		{
+			pg_atomic_init_u32(&ev_notify->notifiers[i].incarnation, 0);
+			pg_atomic_init_u64(&ev_notify->notifiers[i].announced, 0);
+		}
 	}
 }
 
@@ -219,14 +226,51 @@ ev_notifier_leave(int code, Datum arg)
 	LWLockAcquire(ev_notify->lock, LW_EXCLUSIVE);
 	if (ev_notify->notifiers[slot].pid == MyProcPid)
 	{
+		pg_atomic_fetch_add_u32(&ev_notify->notifiers[slot].incarnation, 1);
 		ev_notify->notifiers[slot].latch = NULL;
 		ev_notify->notifiers[slot].pid = 0;
 		ev_notify->notifiers[slot].dbid = InvalidOid;
+		pg_atomic_write_u64(&ev_notify->notifiers[slot].announced, 0);
+		pg_atomic_fetch_add_u32(&ev_notify->notifiers[slot].incarnation, 1);
 	}
 	LWLockRelease(ev_notify->lock);
 }
 
-static bool ev_holders_seen = false;	/* the last round saw sessions holding the horizon */
+static bool ev_holders_seen = false;
+static int	ev_notifier_slot = -1;	/* the notifier's own slot */
+static int	ev_announced_slot = 0;	/* a waiter's guess where its database's notifier is */
+
+/*
+ * What this database's notifier last announced (0: no notifier runs, or it has not announced
+ * yet): a safe_position() that was exact when announced, read without a lock, so that the
+ * waiters it wakes (wait_for_position) do not all compute the horizon again under the lock every
+ * appender takes. The slot's incarnation tells a value of another notifier from its own.
+ */
+int64
+ev_notify_announced(void)
+{
+	if (ev_notify == NULL)
+		return 0;
+	for (int k = 0; k < EV_MAX_NOTIFIERS; k++)
+	{
+		int			i = (ev_announced_slot + k) % EV_MAX_NOTIFIERS;
+		EvNotifier *n = &ev_notify->notifiers[i];
+		uint32		before = pg_atomic_read_u32(&n->incarnation);
+		uint64		value;
+
+		pg_read_barrier();
+		if ((before & 1) != 0 || ((volatile EvNotifier *) n)->dbid != MyDatabaseId ||
+			((volatile EvNotifier *) n)->pid == 0)
+			continue;
+		value = pg_atomic_read_u64(&n->announced);
+		pg_read_barrier();
+		if (pg_atomic_read_u32(&n->incarnation) != before)
+			continue;
+		ev_announced_slot = i;
+		return (int64) value;
+	}
+	return 0;
+}	/* the last round saw sessions holding the horizon */
 
 /*
  * everest.horizon_idle_timeout: a session of this database that holds positions in flight and has
@@ -285,6 +329,7 @@ ev_notifier_round(int64 last)
 		ev_error	err;
 
 		ev_publish_horizon(safe, true);
+		pg_atomic_write_u64(&ev_notify->notifiers[ev_notifier_slot].announced, (uint64) safe);
 		ev_horizon_wake_waiters();	/* wait_for_position, coalesced with notifications */
 		if (ev_notify_enabled)
 		{
@@ -320,8 +365,12 @@ everest_notifier_main(Datum arg)
 		LWLockRelease(ev_notify->lock);
 		proc_exit(0);			/* the slot was given up or taken meanwhile */
 	}
+	pg_atomic_fetch_add_u32(&ev_notify->notifiers[slot].incarnation, 1);
+	pg_atomic_write_u64(&ev_notify->notifiers[slot].announced, 0);
 	ev_notify->notifiers[slot].pid = MyProcPid;
 	ev_notify->notifiers[slot].latch = MyLatch;
+	pg_atomic_fetch_add_u32(&ev_notify->notifiers[slot].incarnation, 1);
+	ev_notifier_slot = slot;
 	LWLockRelease(ev_notify->lock);
 	before_shmem_exit(ev_notifier_leave, Int32GetDatum(slot));
 
