@@ -13,15 +13,16 @@ MODULE_big = everest
 DATA = $(wildcard sql/everest--*.sql)
 
 CORE_OBJS = src/core/streams.o src/core/event_batch.o src/core/uuid.o src/core/idempotency.o \
-            src/core/in_flight_positions.o src/core/render.o src/core/handlers.o src/core/epochs.o src/core/policy.o src/core/capi.o
+            src/core/in_flight_positions.o src/core/render.o src/core/handlers.o src/core/epochs.o src/core/policy.o \
+            src/core/json_document.o src/core/schema.o src/core/capi.o
 PG_OBJS = src/pg/everest.o src/pg/report.o src/pg/catalog.o src/pg/horizon.o src/pg/streams.o src/pg/append.o src/pg/read.o \
-          src/pg/delete.o src/pg/groups.o src/pg/handlers.o src/pg/leases.o src/pg/published.o src/pg/epochs.o src/pg/notify.o
+          src/pg/delete.o src/pg/groups.o src/pg/schemas.o src/pg/handlers.o src/pg/leases.o src/pg/published.o src/pg/epochs.o src/pg/notify.o
 OBJS = $(PG_OBJS) $(CORE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src/pg
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -fPIC
-SHLIB_LINK = -lboost_json -lstdc++
+SHLIB_LINK = -lboost_json -lre2 -lstdc++
 
 # pg_regress suites (sql/<name>.sql, expected/<name>.out)
 REGRESS = append read delete handlers errors search_path
@@ -30,7 +31,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=everest
 # isolation specs (test/isolation/specs/<name>.spec, test/isolation/expected/<name>.out)
 ISOLATION = same_stream_race new_stream_race delete_vs_append horizon_in_flight horizon_subxact \
             handler_lease handler_save_race idempotent_race repeatable_read_append \
-            exactly_once_without_lease lease_fencing group_races
+            exactly_once_without_lease lease_fencing group_races schema_change
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=everest
 
 EXTRA_CLEAN = build results regression.diffs regression.out output_iso
@@ -44,7 +45,7 @@ include $(PGXS)
 
 # Header dependencies (PGXS tracks none without --enable-depend).
 $(PG_OBJS): src/pg/everest_pg.h include/everest/capi.h
-$(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cpp_only.hpp
+$(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cpp_only.hpp include/everest/schema.hpp
 
 .PHONY: tools
 tools:

@@ -1,5 +1,6 @@
--- everest 0.4.0 -> 0.5.0: a handler reader on a hot standby, and the section 10 signatures of
--- the handler reads (docs/topologies.md, "Reading on a standby").
+-- everest 0.4.0 -> 0.5.0: consumer groups, filters and poison events (docs/groups.md), $et-
+-- reads and event contracts (docs/schemas.md), and a handler reader on a hot standby
+-- (docs/topologies.md, "Reading on a standby, saving on the primary").
 --   * read_handler_events takes member, types and after: after reads from a checkpoint kept
 --     elsewhere (the primary's), so that a subscriber reads on a standby and saves on the
 --     primary with expected_position.
@@ -54,9 +55,18 @@ CREATE TABLE everest.attempts (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT attempts_pkey PRIMARY KEY (handler, member)
 );
-REVOKE ALL ON everest.handler_floors, everest.parked, everest.attempts FROM PUBLIC;
+-- Event contracts (docs/schemas.md): a JSON Schema per event type, enforced on every append of
+-- that type. Written only by set_event_schema and drop_event_schema, which tell every backend
+-- to drop its compiled copies (a relcache invalidation of this table, at commit).
+CREATE TABLE everest.schemas (
+    type       text        COLLATE "C" PRIMARY KEY,
+    schema     jsonb       NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+REVOKE ALL ON everest.handler_floors, everest.parked, everest.attempts, everest.schemas FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('everest.handler_floors', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.parked', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.schemas', '');
 
 -- The grants roles have on the three functions, replayed on their replacements below.
 SELECT pg_catalog.set_config('everest_upgrade.grants', COALESCE(pg_catalog.jsonb_agg(g), '[]')::text, true)
@@ -143,10 +153,22 @@ CREATE VIEW everest.handler_status AS
         ON l.handler OPERATOR(pg_catalog.=) h.handler AND l.member OPERATOR(pg_catalog.=) h.member
        AND l.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp();
 
-REVOKE ALL ON everest.parked_events, everest.handler_status FROM PUBLIC;
+CREATE FUNCTION everest.set_event_schema(type text, schema jsonb) RETURNS void
+    AS 'MODULE_PATHNAME', 'everest_set_event_schema' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.drop_event_schema(type text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'everest_drop_event_schema' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE VIEW everest.event_schemas AS
+    SELECT type, schema, updated_at FROM everest.schemas;
+
+REVOKE ALL ON everest.parked_events, everest.handler_status, everest.event_schemas FROM PUBLIC;
 REVOKE ALL ON FUNCTION everest.stream_partition(text, integer), everest.resize_handler(text, integer),
                        everest.drop_handler(text), everest.park_event(text, bigint, text, integer, uuid),
-                       everest.unpark_event(text, bigint), everest.note_attempt(text, bigint, integer) FROM PUBLIC;
+                       everest.unpark_event(text, bigint), everest.note_attempt(text, bigint, integer),
+                       everest.set_event_schema(text, jsonb), everest.drop_event_schema(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION everest.handler_position(text, integer),
                        everest.handler_state(text, integer),
                        everest.read_handler_events(text, text, integer, integer, text[], bigint) FROM PUBLIC;

@@ -84,6 +84,15 @@ CREATE TABLE everest.attempts (
     CONSTRAINT attempts_pkey PRIMARY KEY (handler, member)
 );
 
+-- Event contracts (docs/schemas.md): a JSON Schema per event type, enforced on every append of
+-- that type. Written only by set_event_schema and drop_event_schema, which tell every backend
+-- to drop its compiled copies (a relcache invalidation of this table, at commit).
+CREATE TABLE everest.schemas (
+    type       text        COLLATE "C" PRIMARY KEY,
+    schema     jsonb       NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
 -- Parked (poison) events: park_event records one and moves the member's checkpoint to it.
 CREATE TABLE everest.parked (
     handler   text        COLLATE "C" NOT NULL,
@@ -148,6 +157,7 @@ SELECT pg_catalog.pg_extension_config_dump('everest.horizon', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.epochs', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.handler_floors', '');
 SELECT pg_catalog.pg_extension_config_dump('everest.parked', '');
+SELECT pg_catalog.pg_extension_config_dump('everest.schemas', '');
 
 -- ---------------------------------------------------------------------------------------------
 -- Immutability: only delete_stream removes events, and nothing changes them.
@@ -365,6 +375,17 @@ CREATE VIEW everest.handler_status AS
       LEFT JOIN everest.leases AS l
         ON l.handler OPERATOR(pg_catalog.=) h.handler AND l.member OPERATOR(pg_catalog.=) h.member
        AND l.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp();
+
+CREATE FUNCTION everest.set_event_schema(type text, schema jsonb) RETURNS void
+    AS 'MODULE_PATHNAME', 'everest_set_event_schema' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION everest.drop_event_schema(type text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'everest_drop_event_schema' LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE VIEW everest.event_schemas AS
+    SELECT type, schema, updated_at FROM everest.schemas;
 
 CREATE VIEW everest.horizon_holders AS
     SELECT f.pid, f.position, a.usename, a.application_name, a.state, a.xact_start,

@@ -22,7 +22,7 @@ log() { printf '\n=== %s\n' "$*"; }
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 # Building, the demo and the bench need these; the suites need more (below).
-PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 libboost-json1.81-dev libpq-dev)
+PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 libboost-json1.81-dev libre2-dev libpq-dev)
 if [ "$MODE" = test ]; then
   PACKAGES+=(clang libclang-rt-14-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libgtest-dev
              pgbouncer postgresql-15-auto-failover python3-psycopg default-jdk-headless libpostgresql-jdbc-java)

@@ -140,6 +140,7 @@ bool		ev_check_save(const ev_save_facts *facts, ev_error *err) EV_NOEXCEPT;
 bool		ev_check_member(const char *handler, size_t len, int32_t member, int32_t members,
 							ev_error *err) EV_NOEXCEPT;
 int32_t		ev_max_handler_members(void) EV_NOEXCEPT;
+bool		ev_check_event_type(const char *type, size_t len, ev_error *err) EV_NOEXCEPT;
 typedef struct ev_resize_plan
 {
 	bool		change;
@@ -209,6 +210,49 @@ typedef struct ev_notifier_step
 } ev_notifier_step;
 void		ev_plan_notifier_step(const ev_notifier_facts *facts, ev_notifier_step *step) EV_NOEXCEPT;
 int			ev_notifier_idle_ms(void) EV_NOEXCEPT;
+
+/*
+ * Event data schemas (DESIGN.md section 11, docs/schemas.md).
+ *
+ * A builder holds one JSON value that the glue builds while it walks a jsonb: begin/end for
+ * containers, key() before each member of an object, numbers as numeric_out text (kept exactly:
+ * big integers and long decimals are compared without rounding). A repeated key keeps its last
+ * value. Misuse (a member without a key, unbalanced ends, a second root) is XX000, a number text
+ * that is not JSON's grammar 22P02, nesting beyond 1000 levels 54000. reset() makes it ready for
+ * the next value and keeps its buffers.
+ *
+ * A compiled schema is immutable: cache it for the backend's life and validate any number of
+ * values with it. Builders and schemas are C++ heap objects (not palloc'd): free each exactly once,
+ * also when an error interrupts the walk. Nothing here keeps a pointer to the caller's memory.
+ */
+typedef struct ev_json_builder ev_json_builder;
+
+ev_json_builder *ev_json_builder_new(ev_error *err) EV_NOEXCEPT;
+void		ev_json_builder_free(ev_json_builder *b) EV_NOEXCEPT;
+bool		ev_json_builder_reset(ev_json_builder *b, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_begin_object(ev_json_builder *b, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_end_object(ev_json_builder *b, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_key(ev_json_builder *b, const char *key, size_t len, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_begin_array(ev_json_builder *b, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_end_array(ev_json_builder *b, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_string(ev_json_builder *b, const char *s, size_t len, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_number(ev_json_builder *b, const char *text, size_t len, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_boolean(ev_json_builder *b, bool value, ev_error *err) EV_NOEXCEPT;
+bool		ev_json_builder_null(ev_json_builder *b, ev_error *err) EV_NOEXCEPT;
+/* One complete value was built. */
+bool		ev_json_builder_complete(const ev_json_builder *b) EV_NOEXCEPT;
+
+typedef struct ev_schema ev_schema;
+
+/* Compiles the value in `schema` (complete, else XX000); 22023 names what is wrong and where.
+ * On success *out is a new schema (the builder may be reset or freed); on failure NULL. */
+bool		ev_schema_compile(const ev_json_builder *schema, ev_schema **out, ev_error *err) EV_NOEXCEPT;
+void		ev_schema_free(ev_schema *schema) EV_NOEXCEPT;
+/* Validates the value in `data` (complete, else XX000): true when it satisfies the schema;
+ * otherwise false with EV007 naming event `event_index`, the type, the JSON pointer of the first
+ * violation and the rule (message), and the pointer and keyword apart (detail). */
+bool		ev_schema_validate(const ev_schema *schema, const ev_json_builder *data, const char *type,
+							   size_t type_len, size_t event_index, ev_error *err) EV_NOEXCEPT;
 
 /* Rendering and hashing. */
 bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err) EV_NOEXCEPT;

@@ -30,10 +30,12 @@ inline constexpr const char* duplicate_event_id = "EV003";
 inline constexpr const char* handler_position_not_forward = "EV004";
 inline constexpr const char* lease_lost = "EV005";
 inline constexpr const char* position_never_completed = "EV006";
+inline constexpr const char* data_invalid = "EV007";  // event data that does not satisfy its schema
 inline constexpr const char* invalid_parameter_value = "22023";
 inline constexpr const char* null_value_not_allowed = "22004";
 inline constexpr const char* invalid_text_representation = "22P02";
 inline constexpr const char* object_not_in_prerequisite_state = "55000";
+inline constexpr const char* program_limit_exceeded = "54000";
 inline constexpr const char* feature_not_supported = "0A000";
 inline constexpr const char* internal_error = "XX000";
 }  // namespace sqlstate
@@ -78,6 +80,9 @@ StreamRef classify_stream_for_read(std::string_view name);
 
 // Validates a stream name given to an append or a delete: regular streams only.
 void check_writable_stream(std::string_view name);
+// Event types given to set_event_schema / drop_event_schema: non-empty, at most
+// kMaxEventTypeBytes bytes (22023), as in an appended event.
+void check_event_type(std::string_view type);
 // Handler names: non-empty, at most kMaxStreamNameBytes bytes (22023).
 void check_handler_name(std::string_view name);
 // EV002: an append to a stream deleted with tombstone => true.

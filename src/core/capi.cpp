@@ -2,6 +2,7 @@
 // it into an ev_error, so that the glue can raise it with its SQLSTATE after C++ has unwound.
 #include "everest/capi.h"
 #include "everest/core.hpp"
+#include "everest/schema.hpp"
 
 #include <cstring>
 #include <new>
@@ -14,6 +15,14 @@ struct ev_batch {
 
 struct ev_in_flight {
   InFlightPositions positions;
+};
+
+struct ev_json_builder {
+  schema::Builder builder;
+};
+
+struct ev_schema {
+  schema::Validator validator;
 };
 
 namespace {
@@ -246,6 +255,10 @@ bool ev_check_member(const char* handler, size_t len, int32_t member, int32_t me
 
 int32_t ev_max_handler_members(void) noexcept { return kMaxHandlerMembers; }
 
+bool ev_check_event_type(const char* type, size_t len, ev_error* err) noexcept {
+  return guarded(err, [&] { check_event_type(std::string_view(type, len)); });
+}
+
 bool ev_plan_resize(const char* handler, size_t len, int32_t old_members, int32_t new_members,
                     const int64_t* old_positions, size_t n_positions, ev_resize_plan* plan,
                     ev_error* err) noexcept {
@@ -338,5 +351,83 @@ void ev_plan_notifier_step(const ev_notifier_facts* facts, ev_notifier_step* ste
 }
 
 int ev_notifier_idle_ms(void) noexcept { return kNotifierIdleMs; }
+
+ev_json_builder* ev_json_builder_new(ev_error* err) noexcept {
+  ev_json_builder* b = nullptr;
+  guarded(err, [&] { b = new ev_json_builder(); });
+  return b;
+}
+
+void ev_json_builder_free(ev_json_builder* b) noexcept { delete b; }
+
+bool ev_json_builder_reset(ev_json_builder* b, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.reset(); });
+}
+
+bool ev_json_builder_begin_object(ev_json_builder* b, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.begin_object(); });
+}
+
+bool ev_json_builder_end_object(ev_json_builder* b, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.end_object(); });
+}
+
+bool ev_json_builder_key(ev_json_builder* b, const char* key, size_t len, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.key(std::string_view(key, key ? len : 0)); });
+}
+
+bool ev_json_builder_begin_array(ev_json_builder* b, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.begin_array(); });
+}
+
+bool ev_json_builder_end_array(ev_json_builder* b, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.end_array(); });
+}
+
+bool ev_json_builder_string(ev_json_builder* b, const char* s, size_t len, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.string(std::string_view(s, s ? len : 0)); });
+}
+
+bool ev_json_builder_number(ev_json_builder* b, const char* text, size_t len, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.number(std::string_view(text, text ? len : 0)); });
+}
+
+bool ev_json_builder_boolean(ev_json_builder* b, bool value, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.boolean(value); });
+}
+
+bool ev_json_builder_null(ev_json_builder* b, ev_error* err) noexcept {
+  return guarded(err, [&] { b->builder.null(); });
+}
+
+bool ev_json_builder_complete(const ev_json_builder* b) noexcept { return b->builder.complete(); }
+
+bool ev_schema_compile(const ev_json_builder* schema, ev_schema** out, ev_error* err) noexcept {
+  *out = nullptr;
+  return guarded(err, [&] {
+    *out = new ev_schema{schema::Validator::compile(schema->builder.document())};
+  });
+}
+
+void ev_schema_free(ev_schema* s) noexcept { delete s; }
+
+bool ev_schema_validate(const ev_schema* s, const ev_json_builder* data, const char* type, size_t type_len,
+                        size_t event_index, ev_error* err) noexcept {
+  return guarded(err, [&] {
+    std::optional<schema::Violation> v = s->validator.validate(data->builder.document());
+    if (!v) return;
+    std::string_view shown_type = type ? std::string_view(type, type_len) : std::string_view();
+    if (shown_type.size() > 200) {  // cut long names, not a UTF-8 character
+      std::size_t n = 200;
+      while (n > 0 && (static_cast<unsigned char>(shown_type[n]) & 0xC0) == 0x80) n--;
+      shown_type = shown_type.substr(0, n);
+    }
+    throw Error(sqlstate::data_invalid,
+                "event " + std::to_string(event_index) + " does not satisfy the schema of type \"" +
+                    std::string(shown_type) + "\": " + v->message,
+                "JSON pointer \"" + v->pointer + "\", keyword \"" + v->keyword + "\"",
+                "The schema of each event type is in everest.event_schemas.");
+  });
+}
 
 }  // extern "C"

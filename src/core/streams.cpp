@@ -76,6 +76,14 @@ Error duplicate_id_error(std::string detail) {
                "Retry a batch with exactly the same events and expected version, or use new ids.");
 }
 
+void check_event_type(std::string_view type) {
+  if (type.empty()) throw Error(sqlstate::invalid_parameter_value, "event type must not be empty");
+  if (type.size() > kMaxEventTypeBytes)
+    throw Error(sqlstate::invalid_parameter_value, "event type is too long",
+                "The type has " + std::to_string(type.size()) + " bytes; the limit is " +
+                    std::to_string(kMaxEventTypeBytes) + ".");
+}
+
 void check_handler_name(std::string_view name) {
   if (name.empty())
     throw Error(sqlstate::invalid_parameter_value, "handler name must not be empty");

@@ -211,6 +211,16 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 		ev_idempotent_retry(stream, len, batch, expected, &result))
 		return result;
 	ev_check(ev_check_expected_version(stream, len, expected, version, &err), &err);
+	if (ev_event_schemas_present())
+	{
+		/* EV007 before anything is written (a retry above returned without re-validating) */
+		Datum	   *data = palloc(n * sizeof(Datum));
+
+		for (size_t i = 0; i < n; i++)
+			data[i] = payloads[i].data;
+		ev_check_event_schemas(batch, data, n);
+		pfree(data);
+	}
 
 	positions = palloc(n * sizeof(int64));
 	ev_draw_positions((int) n, positions);

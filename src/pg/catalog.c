@@ -44,7 +44,7 @@ ev_catalog_invalidate(Datum arg, Oid relid)
 		relid == ev_cached.tombstones || relid == ev_cached.tombstones_pkey || relid == ev_cached.position_seq ||
 		relid == ev_cached.handlers || relid == ev_cached.leases || relid == ev_cached.horizon ||
 		relid == ev_cached.epochs || relid == ev_cached.handler_floors || relid == ev_cached.parked ||
-		relid == ev_cached.attempts)
+		relid == ev_cached.attempts || relid == ev_cached.schemas)
 		ev_cached_valid = false;
 }
 
@@ -320,6 +320,9 @@ ev_catalog(void)
 		ev_cached.handler_floors = get_relname_relid("handler_floors", nsp);
 		if (OidIsValid(ev_cached.handler_floors))
 			ev_cached.handler_floors = ev_member_relid(ext, nsp, "handler_floors");
+		ev_cached.schemas = get_relname_relid("schemas", nsp);
+		if (OidIsValid(ev_cached.schemas))
+			ev_cached.schemas = ev_member_relid(ext, nsp, "schemas");
 		ev_cached.attempts = get_relname_relid("attempts", nsp);
 		if (OidIsValid(ev_cached.attempts))
 			ev_cached.attempts = ev_member_relid(ext, nsp, "attempts");

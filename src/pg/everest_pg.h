@@ -59,6 +59,7 @@ typedef struct EvCatalog
 	Oid			handler_floors; /* InvalidOid in a database still on 0.4.0 */
 	Oid			parked;			/* likewise */
 	Oid			attempts;		/* likewise */
+	Oid			schemas;		/* likewise */
 	Oid			leases;			/* InvalidOid in a database still on 0.3.0 */
 	Oid			horizon;		/* likewise */
 	Oid			epochs;			/* likewise */
@@ -170,6 +171,10 @@ extern int64 ev_save_member(const char *handler, size_t len, int64 position, int
 						   const pg_uuid_t *lease, bool expected_given, int64 expected, bool with_state,
 						   Datum state, bool state_null);
 extern void ev_forget_handler_reads(const char *handler, size_t len);
+
+/* schemas.c: EV007 before an append writes (docs/schemas.md) */
+extern bool ev_event_schemas_present(void);
+extern void ev_check_event_schemas(ev_batch *batch, const Datum *data, size_t n);
 
 /* delete.c */
 extern bool ev_deleting_stream;

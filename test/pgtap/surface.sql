@@ -1,7 +1,7 @@
 -- everest pgTAP: the fixed SQL surface (DESIGN.md section 2: "these names and shapes are fixed,
 -- so that clients and examples keep working") and the dump registration of section 6.
 BEGIN;
-SELECT plan(87);
+SELECT plan(91);
 
 SELECT has_schema('everest', 'schema everest exists');
 
@@ -38,7 +38,9 @@ INSERT INTO surface VALUES
  ('drop_handler', 'handler text', 'boolean'),
  ('park_event', 'handler text, "position" bigint, reason text, member integer, lease uuid', 'void'),
  ('unpark_event', 'handler text, "position" bigint', 'boolean'),
- ('note_attempt', 'handler text, "position" bigint, member integer', 'integer');
+ ('note_attempt', 'handler text, "position" bigint, member integer', 'integer'),
+ ('set_event_schema', 'type text, schema jsonb', 'void'),
+ ('drop_event_schema', 'type text', 'boolean');
 
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'everest'::regnamespace AND p.proname = s.name),
           1::bigint, format('everest.%s exists, without overloads', s.name))

@@ -18,6 +18,7 @@ SELECT everest.resize_handler('grouped', 2);
 SELECT everest.save_handler_position('grouped', 1, member => everest.stream_partition('acct-1', 2));
 SELECT everest.resize_handler('grouped', 3);
 SELECT everest.park_event('grouped', 2, 'poison', member => everest.stream_partition('acct-1', 3));
+SELECT everest.set_event_schema('Deposited', '{"type": "object", "required": ["amount"]}');
 SQL
 before=$(q -d ev_dump_src -c "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', stream, version, position, id, type, data, metadata, created_at), ';' ORDER BY position) FROM everest.read_all_forward(0, 100000)")
 # The comparisons below would pass if both reads failed (two empty strings): the source must read.
@@ -37,6 +38,9 @@ is "a tombstone survives" "$(sqlstate_of ev_dump_dst "SELECT everest.append_even
 group_of() { q -d "$1" -c "SELECT (SELECT string_agg(member || ':' || members || ':' || position, ',' ORDER BY member) FROM everest.handlers WHERE handler = 'grouped')
                                 || ' floors ' || (SELECT string_agg(generation || ':' || members || ':' || member || ':' || position, ',') FROM everest.handler_floors WHERE handler = 'grouped')
                                 || ' parked ' || (SELECT string_agg(position || ':' || stream || ':' || reason, ',') FROM everest.parked_events WHERE handler = 'grouped')"; }
+is "an event schema survives, and is enforced in the restored store" \
+  "$(q -d ev_dump_dst -c "SELECT schema FROM everest.event_schemas WHERE type = 'Deposited'")|$(sqlstate_of ev_dump_dst "SELECT everest.append_event('acct-9', 'Deposited', '{}')")" \
+  '{"type": "object", "required": ["amount"]}|EV007'
 is "a group's members, floors and parked events survive (and there were some)" \
   "$(group_of ev_dump_dst)|$(group_of ev_dump_src | grep -c 'floors 1:2:.*parked 2:acct-1:poison')" "$(group_of ev_dump_src)|1"
 is "appends continue at the next version" "$(q -d ev_dump_dst -c "SELECT first_version FROM everest.append_event('acct-1', 'Withdrawn', expected_version => 1)")" "2"

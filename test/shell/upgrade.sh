@@ -149,6 +149,9 @@ is "a handler saved before the upgrade is member 0 of a group of one" \
   "$(q -d ev_up_data -c "SELECT string_agg(member || ':' || members || ':' || position, ',') FROM everest.handlers WHERE handler = 'projector'")" "0:1:4"
 is "... and the upgraded store resizes it into a group that reads on from there" \
   "$(q -d ev_up_data -c "SELECT everest.resize_handler('projector', 3)" -c "SELECT string_agg(DISTINCT position::text, ',') FROM everest.handlers WHERE handler = 'projector'" | tail -1)" "4"
+is "the upgraded store takes event schemas and enforces them" \
+  "$(q -d ev_up_data -c "SELECT everest.set_event_schema('Opened', '{\"type\": \"object\", \"required\": [\"owner\"]}')" >/dev/null; sqlstate_of ev_up_data "SELECT everest.append_event('acct-9', 'Opened', '{}')")" "EV007"
+is "... and reads \$et- streams" "$(q -d ev_up_data -c "SELECT count(*) > 0 FROM everest.read_stream_forward('\$et-Opened')")" "t"
 is "the user's index on everest.events is rebuilt" "$(q -d ev_up_data -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_by_type'")" \
   "CREATE INDEX events_by_type ON everest.events USING btree (type)"
 is "the publication still has everest.events" "$(q -d ev_up_data -c "SELECT string_agg(pubname, ',') FROM pg_publication_tables WHERE schemaname = 'everest' AND tablename = 'events'")" "ev_up_pub"

@@ -16,7 +16,7 @@ mkdir -p "$(dirname "$OUT")"
 
 $CXX -std=c++17 -O1 -g -Wall -Wextra -Iinclude \
   test/unit/*.cpp src/core/*.cpp \
-  -lgtest -lgtest_main -lboost_json -pthread -o "$OUT"
+  -lgtest -lgtest_main -lboost_json -lre2 -pthread -o "$OUT"
 echo "built $OUT"
 
 if [ "${1:-}" = "--run" ]; then

@@ -1,0 +1,171 @@
+// everest core: event data schemas (DESIGN.md section 11, docs/schemas.md).
+//
+// A documented subset of JSON Schema, compiled once into an immutable Validator that checks many
+// documents and reports the first violation as a JSON pointer and a message. Numbers are compared
+// exactly: a Document keeps the exact decimal of every number that is neither an int64 nor a
+// uint64, so big integers and long decimals from jsonb (numeric) are never rounded to a double
+// before a comparison.
+#pragma once
+
+#include "everest/cpp_only.hpp"
+#include "everest/core.hpp"
+
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace everest::schema {
+
+// Documents (and schemas) nest at most this deep (54000 beyond): recursion stays small, and event
+// data deeper than this is not something a schema should have to see.
+inline constexpr std::size_t kMaxJsonDepth = 1000;
+// Schemas nest at most this deep (22023 beyond): a level is a subschema under properties, items or
+// additionalProperties; the root schema is level 1.
+inline constexpr int kMaxSchemaDepth = 64;
+
+// An exact decimal number: sign, significant digits and a power of ten. Zero has no sign, so -0
+// equals 0, and 1, 1.0 and 1e0 are the same number.
+class Number {
+ public:
+  Number() = default;  // zero
+  // JSON's number grammar (which PostgreSQL's numeric output follows). Throws 22P02 otherwise.
+  // Exponents beyond +-10^15 saturate: such numbers are beyond any jsonb numeric anyway.
+  static Number parse(std::string_view text);
+  static Number from_int64(std::int64_t v);
+  static Number from_uint64(std::uint64_t v);
+  // A double is read as its shortest round-trip decimal (0.1 is 0.1, not 0.1000000000000000055...),
+  // which is what a JSON text that produced it said. NaN reads as 0, infinities as +-1e(10^15).
+  static Number from_double(double v);
+
+  bool is_zero() const { return digits_.empty(); }
+  bool negative() const { return negative_; }
+  bool is_integer() const { return digits_.empty() || exponent_ >= 0; }
+  std::optional<std::int64_t> to_int64() const;
+  std::optional<std::uint64_t> to_uint64() const;
+  // -1, 0 or 1; exact, in time linear in the digits.
+  int compare(const Number& other) const;
+  // Plain decimal when short enough ("0.5", "-12", "18446744073709551617"), otherwise
+  // scientific ("1.5e+400").
+  std::string to_string() const;
+
+ private:
+  bool negative_ = false;
+  std::string digits_;         // no leading or trailing zeros; empty for zero
+  std::int64_t exponent_ = 0;  // the value is digits_ * 10^exponent_
+};
+
+// A JSON value and the exact decimal of each of its numbers that is stored as a double (the
+// numbers that are neither int64 nor uint64). Move-only: the exact numbers are keyed by node.
+class Document {
+ public:
+  Document();  // null
+  // A plain Boost.JSON value: its doubles read as Number::from_double.
+  explicit Document(boost::json::value root);
+  Document(Document&&) noexcept;
+  Document& operator=(Document&&) noexcept;
+  Document(const Document&) = delete;
+  Document& operator=(const Document&) = delete;
+  ~Document();
+
+  const boost::json::value& root() const { return *root_; }
+  // The exact value of a number node of this document (or of any number, read plainly).
+  Number number(const boost::json::value& v) const;
+  // A deep copy of a node of this document, keeping its exact numbers.
+  Document copy(const boost::json::value& node) const;
+
+ private:
+  friend class Builder;
+  std::unique_ptr<boost::json::value> root_;
+  std::unordered_map<const boost::json::value*, Number> exact_;
+};
+
+// Builds a Document from events, the way the glue walks a jsonb (no text round trip): numbers come
+// as decimal text (numeric_out), kept exactly. An integer that fits int64 (or uint64) is stored as
+// one, even when written "1.0"; any other number as a double plus its exact decimal. A key given
+// twice in one object keeps its last value (as jsonb does). Misuse (a value without a key inside
+// an object, an unbalanced end, a second root) is XX000; nesting beyond kMaxJsonDepth is 54000;
+// malformed number text is 22P02.
+class Builder {
+ public:
+  Builder();
+  ~Builder();
+  Builder(const Builder&) = delete;
+  Builder& operator=(const Builder&) = delete;
+
+  void begin_object();
+  void end_object();
+  void key(std::string_view key);
+  void begin_array();
+  void end_array();
+  void string(std::string_view s);
+  void number(std::string_view decimal_text);
+  void boolean(bool b);
+  void null();
+
+  // One complete value was built.
+  bool complete() const { return complete_; }
+  // The value built; XX000 unless complete().
+  const Document& document() const;
+  // Takes the value built and starts over.
+  Document take();
+  // Starts over, keeping allocated buffers.
+  void reset();
+
+ private:
+  struct Pending;
+  struct Frame;
+  void add(boost::json::value v, std::optional<Number> exact);
+  void place(boost::json::value& slot, std::optional<Number>& exact);
+  void forget(const boost::json::value& v);
+  std::vector<Pending> pending_;
+  std::vector<Frame> frames_;
+  Document doc_;
+  bool complete_ = false;
+};
+
+// JSON text to a Document with exact numbers (the Builder behind Boost.JSON's parser).
+// Malformed JSON is 22P02, nesting beyond kMaxJsonDepth 54000.
+Document parse_document(std::string_view text);
+
+// The first violation of a schema by a document.
+struct Violation {
+  std::string pointer;  // RFC 6901 JSON pointer of the value at fault ("" is the whole document)
+  std::string keyword;  // the rule: "type", "minimum", ..., "false" for a false schema
+  std::string reason;   // "0 is less than minimum 1": lower case, no trailing period, bounded
+  std::string message;  // "<pointer>: <reason>", "(root): <reason>" for the whole document
+};
+
+// A compiled schema: immutable, so one instance may validate any number of documents, from any
+// number of threads at once. Move-only.
+class Validator {
+ public:
+  // Throws 22023 naming the problem and where (a JSON pointer into the schema): an unsupported
+  // keyword, a keyword with a malformed value, a pattern RE2 rejects, an unknown format, nesting
+  // beyond kMaxSchemaDepth, or a schema that is neither an object nor a boolean.
+  static Validator compile(const Document& schema);
+  static Validator compile(const boost::json::value& schema);
+
+  Validator(Validator&&) noexcept;
+  Validator& operator=(Validator&&) noexcept;
+  ~Validator();
+
+  // The first violation in the order docs/schemas.md gives, or nothing. Never throws, but for
+  // std::bad_alloc.
+  std::optional<Violation> validate(const Document& data) const;
+  std::optional<Violation> validate(const boost::json::value& data) const;  // doubles read plainly
+
+  struct Node;  // one compiled (sub)schema
+
+ private:
+  explicit Validator(std::unique_ptr<Node> root);
+  std::unique_ptr<Node> root_;
+};
+
+}  // namespace everest::schema

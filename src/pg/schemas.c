@@ -1,0 +1,327 @@
+/*
+ * Event contracts (docs/schemas.md): set_event_schema, drop_event_schema, and the check of every
+ * appended event's data against its type's schema (EV007).
+ *
+ * The core compiles and validates (src/core/schema.cpp); this file walks jsonb into the core's
+ * JSON builder (no text round trip), and keeps the compiled schemas of this backend in a hash by
+ * type. set_event_schema and drop_event_schema send a relcache invalidation of everest.schemas,
+ * which every backend receives at the change's commit: the callback only marks the cache stale
+ * (an append may be validating with it), and the next append reloads it. So a change applies to
+ * appends that start after it, and a store without schemas pays one flag test per append.
+ */
+#include "everest_pg.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+
+#define EV_TYPE_KEY_BYTES 513	/* kMaxEventTypeBytes + 1 */
+
+typedef struct EvSchemaEntry
+{
+	char		type[EV_TYPE_KEY_BYTES];	/* the hash key */
+	ev_schema  *schema;
+} EvSchemaEntry;
+
+static HTAB *ev_schema_cache = NULL;
+static bool ev_schemas_valid = false;
+static bool ev_schemas_callback = false;
+static ev_json_builder *ev_builder = NULL;
+static SPIPlanPtr plan_load, plan_set, plan_drop;
+
+static Oid	ev_schemas_relid = InvalidOid;	/* everest.schemas when the cache was loaded */
+
+/* A relcache callback: no catalog access here, only the flag. */
+static void
+ev_schemas_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == ev_schemas_relid)
+		ev_schemas_valid = false;
+}
+
+static ev_json_builder *
+ev_fresh_builder(void)
+{
+	ev_error	err;
+
+	if (ev_builder == NULL)
+	{
+		ev_builder = ev_json_builder_new(&err);
+		if (ev_builder == NULL)
+			ev_raise(&err);
+	}
+	ev_check(ev_json_builder_reset(ev_builder, &err), &err);
+	return ev_builder;
+}
+
+/* Feeds a jsonb value into the core's builder, token by token. */
+static void
+ev_jsonb_to_builder(Jsonb *jb, ev_json_builder *b)
+{
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	ev_error	err;
+	bool		ok = true;
+
+	while (ok && (tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		switch (tok)
+		{
+			case WJB_BEGIN_OBJECT:
+				CHECK_FOR_INTERRUPTS();
+				ok = ev_json_builder_begin_object(b, &err);
+				break;
+			case WJB_END_OBJECT:
+				ok = ev_json_builder_end_object(b, &err);
+				break;
+			case WJB_BEGIN_ARRAY:
+				CHECK_FOR_INTERRUPTS();
+				if (!v.val.array.rawScalar)
+					ok = ev_json_builder_begin_array(b, &err);
+				break;
+			case WJB_END_ARRAY:
+				if (!v.val.array.rawScalar)
+					ok = ev_json_builder_end_array(b, &err);
+				break;
+			case WJB_KEY:
+				ok = ev_json_builder_key(b, v.val.string.val, v.val.string.len, &err);
+				break;
+			case WJB_VALUE:
+			case WJB_ELEM:
+				switch (v.type)
+				{
+					case jbvNull:
+						ok = ev_json_builder_null(b, &err);
+						break;
+					case jbvBool:
+						ok = ev_json_builder_boolean(b, v.val.boolean, &err);
+						break;
+					case jbvString:
+						ok = ev_json_builder_string(b, v.val.string.val, v.val.string.len, &err);
+						break;
+					case jbvNumeric:
+						{
+							char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
+																				   NumericGetDatum(v.val.numeric)));
+
+							ok = ev_json_builder_number(b, text, strlen(text), &err);
+							pfree(text);
+							break;
+						}
+					default:
+						elog(ERROR, "everest: unexpected jsonb value type %d", (int) v.type);
+				}
+				break;
+			default:
+				break;
+		}
+	}
+	ev_check(ok, &err);
+}
+
+static void
+ev_schemas_clear(void)
+{
+	HASH_SEQ_STATUS seq;
+	EvSchemaEntry *e;
+
+	if (ev_schema_cache == NULL)
+		return;
+	hash_seq_init(&seq, ev_schema_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		ev_schema_free(e->schema);
+	hash_destroy(ev_schema_cache);
+	ev_schema_cache = NULL;
+}
+
+/* Compiles a schema given as jsonb; 22023 names what is wrong. The caller frees it. */
+static ev_schema *
+ev_compile_jsonb(Jsonb *schema)
+{
+	ev_json_builder *b = ev_fresh_builder();
+	ev_schema  *compiled = NULL;
+	ev_error	err;
+
+	ev_jsonb_to_builder(schema, b);
+	ev_check(ev_schema_compile(b, &compiled, &err), &err);
+	return compiled;
+}
+
+/* This backend's compiled schemas, (re)loaded when a change was committed since the last load. */
+static HTAB *
+ev_schemas(void)
+{
+	Oid			relid;
+
+	relid = ev_catalog()->schemas;	/* takes in pending invalidations first */
+	if (!OidIsValid(relid))
+		return NULL;			/* a database still on 0.4.0 */
+	if (!ev_schemas_callback)
+	{
+		CacheRegisterRelcacheCallback(ev_schemas_invalidate, (Datum) 0);
+		ev_schemas_callback = true;
+	}
+	if (ev_schemas_valid && relid == ev_schemas_relid)
+		return ev_schema_cache;
+	ev_schemas_clear();
+	ev_schemas_relid = relid;
+	ev_schemas_valid = true;	/* an invalidation arriving during the load marks it stale again */
+	SPI_connect();
+	PG_TRY();
+	{
+		int			rc = SPI_execute_plan(ev_prepare(&plan_load, "SELECT type, schema FROM everest.schemas", 0, NULL),
+										  NULL, NULL, true, 0);
+
+		ev_spi_check(rc, "loading event schemas");
+		if (SPI_processed > 0)
+		{
+			HASHCTL		ctl;
+
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = EV_TYPE_KEY_BYTES;
+			ctl.entrysize = sizeof(EvSchemaEntry);
+			ev_schema_cache = hash_create("everest event schemas", 16, &ctl, HASH_ELEM | HASH_STRINGS);
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			char	   *type = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			Jsonb	   *schema = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			EvSchemaEntry *e;
+
+			if (strlen(type) >= EV_TYPE_KEY_BYTES)
+				continue;		/* cannot be stored: set_event_schema bounds types */
+			e = hash_search(ev_schema_cache, type, HASH_ENTER, NULL);
+			e->schema = NULL;
+			e->schema = ev_compile_jsonb(schema);
+		}
+	}
+	PG_CATCH();
+	{
+		ev_schemas_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	SPI_finish();
+	return ev_schema_cache;
+}
+
+/* Whether any type has a schema (one flag test once the cache is loaded). */
+bool
+ev_event_schemas_present(void)
+{
+	return ev_schemas() != NULL;
+}
+
+/*
+ * Before an append writes: every event whose type has a schema must satisfy it (EV007 names the
+ * first that does not, by its index in the batch); nothing is written otherwise.
+ */
+void
+ev_check_event_schemas(ev_batch *batch, const Datum *data, size_t n)
+{
+	HTAB	   *cache = ev_schemas();
+
+	if (cache == NULL)
+		return;					/* no schemas: nothing to look up */
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		type_len;
+		const char *type = ev_batch_type(batch, i, &type_len);
+		char		key[EV_TYPE_KEY_BYTES];
+		EvSchemaEntry *e;
+		ev_json_builder *b;
+		ev_error	err;
+
+		if (type_len >= EV_TYPE_KEY_BYTES)
+			continue;
+		memcpy(key, type, type_len);
+		key[type_len] = '\0';
+		e = hash_search(cache, key, HASH_FIND, NULL);
+		if (e == NULL || e->schema == NULL)
+			continue;
+		b = ev_fresh_builder();
+		ev_jsonb_to_builder(DatumGetJsonbP(data[i]), b);
+		ev_check(ev_schema_validate(e->schema, b, type, type_len, i, &err), &err);
+	}
+}
+
+static char *
+ev_type_arg(FunctionCallInfo fcinfo, size_t *len)
+{
+	char	   *type = ev_text_arg(fcinfo, 0, "type", len);
+	ev_error	err;
+
+	ev_check(ev_check_event_type(type, *len, &err), &err);
+	return type;
+}
+
+static void
+ev_require_schemas(void)
+{
+	if (!OidIsValid(ev_catalog()->schemas))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database's everest has no event schemas"),
+				 errhint("ALTER EXTENSION everest UPDATE;")));
+}
+
+/* set_event_schema(type, schema): compiled first (22023 names what is wrong), then stored. */
+PG_FUNCTION_INFO_V1(everest_set_event_schema);
+Datum
+everest_set_event_schema(PG_FUNCTION_ARGS)
+{
+	size_t		len;
+	char	   *type = ev_type_arg(fcinfo, &len);
+	Jsonb	   *schema;
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, JSONBOID};
+	int			rc;
+
+	ev_require_arg(fcinfo, 1, "schema");
+	ev_require_schemas();
+	schema = PG_GETARG_JSONB_P(1);
+	ev_schema_free(ev_compile_jsonb(schema));
+	args[0] = PointerGetDatum(cstring_to_text_with_len(type, len));
+	args[1] = JsonbPGetDatum(schema);
+	SPI_connect();
+	rc = SPI_execute_plan(ev_prepare(&plan_set,
+									 "INSERT INTO everest.schemas AS s (type, schema) VALUES ($1, $2) "
+									 "ON CONFLICT (type) DO UPDATE SET schema = excluded.schema, updated_at = pg_catalog.now()",
+									 2, types), args, NULL, false, 0);
+	ev_spi_check(rc, "storing an event schema");
+	SPI_finish();
+	CacheInvalidateRelcacheByRelid(ev_catalog()->schemas);
+	PG_RETURN_VOID();
+}
+
+/* drop_event_schema(type): true if the type had one. */
+PG_FUNCTION_INFO_V1(everest_drop_event_schema);
+Datum
+everest_drop_event_schema(PG_FUNCTION_ARGS)
+{
+	size_t		len;
+	char	   *type = ev_type_arg(fcinfo, &len);
+	Datum		args[1];
+	Oid			types[1] = {TEXTOID};
+	uint64		removed;
+	int			rc;
+
+	ev_require_schemas();
+	args[0] = PointerGetDatum(cstring_to_text_with_len(type, len));
+	SPI_connect();
+	rc = SPI_execute_plan(ev_prepare(&plan_drop, "DELETE FROM everest.schemas WHERE type OPERATOR(pg_catalog.=) $1",
+									 1, types), args, NULL, false, 0);
+	ev_spi_check(rc, "dropping an event schema");
+	removed = SPI_processed;
+	SPI_finish();
+	if (removed > 0)
+		CacheInvalidateRelcacheByRelid(ev_catalog()->schemas);
+	PG_RETURN_BOOL(removed > 0);
+}

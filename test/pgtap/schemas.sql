@@ -1,0 +1,72 @@
+-- everest pgTAP: event contracts (DESIGN.md section 11; docs/schemas.md): set_event_schema,
+-- drop_event_schema, event_schemas, EV007 on append. The other session's view of a change is in
+-- test/isolation/specs/schema_change.spec; dumps and upgrades in the shell suites.
+BEGIN;
+SELECT plan(24);
+SELECT 'tapschema' || substr(md5(random()::text || clock_timestamp()::text), 1, 10) AS t \gset
+SELECT set_config('tap.t', :'t', true) IS NOT NULL AS _ \gset
+CREATE FUNCTION pg_temp.t(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS $f$ SELECT current_setting('tap.t') || suffix $f$;
+
+SELECT lives_ok(format($$SELECT everest.set_event_schema(%L, %L)$$, pg_temp.t('Deposited'), '{
+    "type": "object",
+    "required": ["amount", "currency"],
+    "properties": {
+        "amount": {"type": "integer", "minimum": 1, "maximum": 1000000},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "note": {"type": "string", "maxLength": 20},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3}
+    },
+    "additionalProperties": false,
+    "title": "a deposit", "$comment": "annotations are ignored"
+}'), 'set_event_schema with a schema of the supported subset');
+SELECT is((SELECT schema->>'title' FROM everest.event_schemas WHERE type = pg_temp.t('Deposited')), 'a deposit',
+          'event_schemas shows it');
+SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 5, "currency": "EUR", "tags": ["a"]}')$$,
+                       pg_temp.t('-1'), pg_temp.t('Deposited')), 'an event that satisfies the schema is appended');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 0, "currency": "EUR"}')$$,
+                        pg_temp.t('-1'), pg_temp.t('Deposited')), 'EV007', NULL, 'amount below minimum: EV007');
+SELECT throws_like(format($$SELECT everest.append_event(%L, %L, '{"amount": 0, "currency": "EUR"}')$$,
+                          pg_temp.t('-1'), pg_temp.t('Deposited')), '%/amount: 0 is less than minimum 1%',
+                   'EV007 names the JSON pointer and the rule');
+SELECT throws_like(format($$SELECT everest.append_event(%L, %L, '{"amount": 5, "currency": "eur"}')$$,
+                          pg_temp.t('-1'), pg_temp.t('Deposited')), '%/currency%', 'a pattern violation names the property');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 5}')$$,
+                        pg_temp.t('-1'), pg_temp.t('Deposited')), 'EV007', NULL, 'a missing required property: EV007');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 5, "currency": "EUR", "extra": 1}')$$,
+                        pg_temp.t('-1'), pg_temp.t('Deposited')), 'EV007', NULL, 'additionalProperties false: EV007');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 1.5, "currency": "EUR"}')$$,
+                        pg_temp.t('-1'), pg_temp.t('Deposited')), 'EV007', NULL, 'a non-integer amount: EV007');
+SELECT throws_like(format($$SELECT everest.append_events(%L, jsonb_build_array(
+                              jsonb_build_object('type', %L, 'data', '{"amount": 2, "currency": "EUR"}'::jsonb),
+                              jsonb_build_object('type', 'Untyped'),
+                              jsonb_build_object('type', %L, 'data', '{"amount": 2, "currency": "EUR", "tags": ["a", "b", 3]}'::jsonb)))$$,
+                          pg_temp.t('-2'), pg_temp.t('Deposited'), pg_temp.t('Deposited')),
+                   '%event 2%/tags/2%', 'in a batch, EV007 names the event''s index and the pointer into it');
+SELECT is(everest.stream_version(pg_temp.t('-2')), -1::bigint, '... and nothing of the batch is written');
+SELECT is(everest.stream_version(pg_temp.t('-1')), 0::bigint, 'the failed appends wrote nothing either');
+SELECT lives_ok(format($$SELECT everest.append_event(%L, 'Untyped', '{"anything": [1, 2]}')$$, pg_temp.t('-3')),
+                'a type without a schema is not checked');
+
+-- bad schemas: nothing stored
+SELECT throws_ok(format($$SELECT everest.set_event_schema(%L, '{"type": "object", "$ref": "#/x"}')$$, pg_temp.t('Bad')),
+                 '22023', NULL, 'an unsupported keyword is 22023');
+SELECT throws_like(format($$SELECT everest.set_event_schema(%L, '{"properties": {"a": {"frobnicate": 1}}}')$$, pg_temp.t('Bad')),
+                   '%frobnicate%', '... naming the keyword');
+SELECT throws_ok(format($$SELECT everest.set_event_schema(%L, '[1, 2]')$$, pg_temp.t('Bad')), '22023', NULL,
+                 'a schema that is not an object is 22023');
+SELECT throws_ok(format($$SELECT everest.set_event_schema(%L, '{"type": "string", "pattern": "(a"}')$$, pg_temp.t('Bad')),
+                 '22023', NULL, 'a pattern that does not compile is 22023');
+SELECT throws_ok(format($$SELECT everest.set_event_schema(%L, '{"minimum": "one"}')$$, pg_temp.t('Bad')),
+                 '22023', NULL, 'a keyword of the wrong shape is 22023');
+SELECT throws_ok(format($$SELECT everest.set_event_schema(%L, NULL)$$, pg_temp.t('Bad')), '22004', NULL, 'a NULL schema is 22004');
+SELECT throws_ok($$SELECT everest.set_event_schema(NULL, '{}')$$, '22004', NULL, 'a NULL type is 22004');
+SELECT throws_ok($$SELECT everest.set_event_schema('', '{}')$$, '22023', NULL, 'an empty type is 22023');
+SELECT is((SELECT count(*) FROM everest.event_schemas WHERE type = pg_temp.t('Bad')), 0::bigint, 'no bad schema was stored');
+
+-- dropping: the next append is not checked
+SELECT is(everest.drop_event_schema(pg_temp.t('Deposited')), true, 'drop_event_schema: true when there was one');
+SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 0}')$$, pg_temp.t('-1'), pg_temp.t('Deposited')),
+                '... and the next append of the type is not checked');
+
+SELECT * FROM finish();
+ROLLBACK;
