@@ -55,8 +55,13 @@ GRANT EXECUTE ON FUNCTION
     everest.resize_handler(text, integer),
     everest.drop_handler(text),
     everest.unpark_event(text, bigint),
+    everest.set_event_schema(text, jsonb),
+    everest.drop_event_schema(text),
     everest.safe_position(),
     everest.in_flight_appends(),
     everest.notifiers()
 TO :"admin";
-GRANT SELECT ON everest.horizon_holders, everest.handler_status, everest.parked_events TO :"admin";
+GRANT SELECT ON everest.horizon_holders, everest.handler_status, everest.parked_events, everest.event_schemas
+    TO :"admin";
+-- writers may read the contracts they must meet (optional)
+GRANT SELECT ON everest.event_schemas TO :"writer";
