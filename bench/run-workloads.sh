@@ -24,7 +24,7 @@ done
 DB=everest_bench
 OUT=${BENCH_OUT:-results.md}
 # workload clients
-WORKLOADS="append_any:1 append_any:8 append_exact:8 batch_100:4 read_stream_100:8 read_all_1000:4 read_event:8"
+WORKLOADS="append_any:1 append_any:8 append_exact:8 batch_100:4 read_stream_100:8 read_all_1000:4 read_event:8 append_schema:1 append_schema:8 batch_schema:4 read_type_1000:4"
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 psql -X -q -d $DB -f setup.sql >/dev/null || exit 1

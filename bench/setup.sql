@@ -24,3 +24,18 @@ INSERT INTO baseline.events (position, stream, version, id, type, data)
 SELECT position, stream, version, id, type, data FROM everest.read_all_forward(0, 100000);
 SELECT setval('baseline.position_seq', (SELECT max(position) FROM baseline.events));
 ANALYZE;
+-- Event contracts (workloads append_schema, batch_schema): a 10-property schema with types,
+-- required, bounds and one pattern.
+SELECT everest.set_event_schema('Checked', '{
+  "type": "object", "required": ["a", "b", "c"], "additionalProperties": false,
+  "properties": {
+    "a": {"type": "integer", "minimum": 1, "maximum": 1000000},
+    "b": {"type": "string", "pattern": "^[A-Z]{3}$"},
+    "c": {"type": "boolean"},
+    "d": {"type": "string", "maxLength": 200},
+    "e": {"type": "array", "items": {"type": "integer"}, "maxItems": 10},
+    "f": {"type": "number", "exclusiveMinimum": 0},
+    "g": {"type": "string", "format": "date-time"},
+    "h": {"type": "string", "format": "uuid"},
+    "i": {"enum": ["open", "closed"]},
+    "j": {"type": "object"}}}');

@@ -1,0 +1,2 @@
+-- 100 events of a type with a 10-property schema in one batch, against the same batch of a type without one.
+SELECT * FROM everest.append_events('bschema-' || pg_backend_pid() || '-' || random(), (SELECT jsonb_agg(jsonb_build_object('type', 'Checked', 'data', '{"a": 5, "b": "EUR", "c": true, "d": "short note", "e": [1, 2], "f": 7.5, "g": "2026-12-01T10:00:00Z", "h": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "i": "open", "j": {"k": 1}}'::jsonb)) FROM generate_series(1, 100) v));
