@@ -274,6 +274,13 @@ ev_sequence_is_plain(Oid seq)
 	return plain;
 }
 
+/* A table added by a later version: InvalidOid while the database is not updated, else a member. */
+static Oid
+ev_optional_member_relid(Oid ext, Oid nsp, const char *name)
+{
+	return OidIsValid(get_relname_relid(name, nsp)) ? ev_member_relid(ext, nsp, name) : InvalidOid;
+}
+
 const EvCatalog *
 ev_catalog(void)
 {
@@ -317,29 +324,15 @@ ev_catalog(void)
 		ev_cached.handlers = ev_member_relid(ext, nsp, "handlers");
 		ev_cached.handlers_grouped = get_attnum(ev_cached.handlers, "members") != InvalidAttrNumber;
 		/* 0.5.0's tables */
-		ev_cached.handler_floors = get_relname_relid("handler_floors", nsp);
-		if (OidIsValid(ev_cached.handler_floors))
-			ev_cached.handler_floors = ev_member_relid(ext, nsp, "handler_floors");
-		ev_cached.schemas = get_relname_relid("schemas", nsp);
-		if (OidIsValid(ev_cached.schemas))
-			ev_cached.schemas = ev_member_relid(ext, nsp, "schemas");
-		ev_cached.attempts = get_relname_relid("attempts", nsp);
-		if (OidIsValid(ev_cached.attempts))
-			ev_cached.attempts = ev_member_relid(ext, nsp, "attempts");
-		ev_cached.parked = get_relname_relid("parked", nsp);
-		if (OidIsValid(ev_cached.parked))
-			ev_cached.parked = ev_member_relid(ext, nsp, "parked");
+		ev_cached.handler_floors = ev_optional_member_relid(ext, nsp, "handler_floors");
+		ev_cached.schemas = ev_optional_member_relid(ext, nsp, "schemas");
+		ev_cached.attempts = ev_optional_member_relid(ext, nsp, "attempts");
+		ev_cached.parked = ev_optional_member_relid(ext, nsp, "parked");
 		ev_cached.position_seq = ev_member_relid(ext, nsp, "position_seq");
 		/* 0.4.0's tables; a database not yet updated runs without them */
-		ev_cached.leases = get_relname_relid("leases", nsp);
-		if (OidIsValid(ev_cached.leases))
-			ev_cached.leases = ev_member_relid(ext, nsp, "leases");
-		ev_cached.horizon = get_relname_relid("horizon", nsp);
-		if (OidIsValid(ev_cached.horizon))
-			ev_cached.horizon = ev_member_relid(ext, nsp, "horizon");
-		ev_cached.epochs = get_relname_relid("epochs", nsp);
-		if (OidIsValid(ev_cached.epochs))
-			ev_cached.epochs = ev_member_relid(ext, nsp, "epochs");
+		ev_cached.leases = ev_optional_member_relid(ext, nsp, "leases");
+		ev_cached.horizon = ev_optional_member_relid(ext, nsp, "horizon");
+		ev_cached.epochs = ev_optional_member_relid(ext, nsp, "epochs");
 		ev_cached.position_seq_ok = ev_sequence_is_plain(ev_cached.position_seq);
 		ev_cached_valid = true;
 	}

@@ -60,5 +60,5 @@ _PG_init(void)
 	shmem_startup_hook = ev_shmem_startup;
 	ev_horizon_init();
 	/* The notifiers publish the horizon and are woken when it may have moved. */
-	ev_horizon_set_listeners(ev_notify_ensure_notifier, ev_notify_wake);
+	ev_horizon_set_listeners(ev_notify_ensure_notifier, ev_notify_wake, ev_notify_announced);
 }

@@ -89,15 +89,13 @@ extern void ev_horizon_wake_waiters(void);	/* the notifier, after a round that m
 extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
 extern Size ev_horizon_shmem_size(void);
 extern LWLock *ev_horizon_shmem_startup(void);
-extern void ev_horizon_set_listeners(bool (*publisher) (void), void (*moved) (void));
+extern void ev_horizon_set_listeners(bool (*publisher) (void), void (*moved) (void),
+									 int64 (*announced) (void));
 extern void ev_require_horizon(void);
 extern void ev_draw_positions(int n, int64 *positions);
 extern int64 ev_safe_position(void);
 extern void ev_require_read_committed(void);
 
-/* leases.c: the member's lease row, locked FOR SHARE (a save's facts) */
-extern void ev_lease_facts(const char *handler, size_t len, int32 member, const pg_uuid_t *lease,
-						   bool *row_matches, bool *live);
 
 /* published.c: the horizon as standbys and mirrors see it (docs/topologies.md) */
 extern int64 ev_sequence_last(Oid seq);	/* 0 before the first position */

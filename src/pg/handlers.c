@@ -18,7 +18,8 @@
 
 /* One plan per schema: [1] a database on 0.5.0 (a row per member), [0] one still on 0.4.0. */
 static SPIPlanPtr plan_get[2], plan_lock[2], plan_group[2], plan_update_position[2], plan_update_state[2],
-			plan_insert_position[2], plan_insert_state[2], plan_reset[2], plan_reset_insert[2], plan_prune;
+			plan_insert_position[2], plan_insert_state[2], plan_reset[2], plan_reset_insert[2], plan_prune,
+			plan_lease_facts;
 
 /* Which of two queries fits this database's handlers table (catalog.c: handlers_grouped). */
 #define EV_BY_SCHEMA(grouped_sql, legacy_sql) (ev_catalog()->handlers_grouped ? (grouped_sql) : (legacy_sql))
@@ -132,6 +133,41 @@ ev_handler_group_members(const char *handler, size_t len, int32 member, bool *fl
 	return cp.members;
 }
 
+
+/*
+ * The member's lease row (leases.c), locked FOR SHARE: is it `lease`'s, and is it live? A save
+ * decides under this lock, so an acquire of the member waits for the saving transaction.
+ */
+static void
+ev_lease_facts(const char *handler, size_t len, int32 member, const pg_uuid_t *lease,
+			   bool *row_matches, bool *live)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		args[2];
+	int			rc;
+
+	*row_matches = false;
+	*live = false;
+	if (!OidIsValid(ev_catalog()->leases))
+		return;					/* a database still on 0.3.0 has no leases */
+	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
+	args[1] = Int32GetDatum(member);
+	rc = SPI_execute_plan(ev_prepare(&plan_lease_facts,
+									 "SELECT lease, expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
+									 "FROM everest.leases WHERE handler OPERATOR(pg_catalog.=) $1 "
+									 "AND member OPERATOR(pg_catalog.=) $2 FOR SHARE",
+									 2, types),
+						  args, NULL, false, 1);
+	ev_spi_check(rc, "reading a lease");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		pg_uuid_t  *token = DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		*live = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*row_matches = lease != NULL && memcmp(token->data, lease->data, UUID_LEN) == 0;
+	}
+}
 
 /* 22023 unless member is one of the group's (its size is in cp). */
 static void

@@ -70,12 +70,14 @@ static EvHorizonShared *ev_shared = NULL;
  */
 static bool (*ev_publisher) (void) = NULL;
 static void (*ev_moved) (void) = NULL;
+static int64 (*ev_announced) (void) = NULL;	/* what the notifier last announced (0: none) */
 
 void
-ev_horizon_set_listeners(bool (*publisher) (void), void (*moved) (void))
+ev_horizon_set_listeners(bool (*publisher) (void), void (*moved) (void), int64 (*announced) (void))
 {
 	ev_publisher = publisher;
 	ev_moved = moved;
+	ev_announced = announced;
 }
 
 /*
@@ -545,7 +547,7 @@ everest_wait_for_position(PG_FUNCTION_ARGS)
 	for (bool exact = false;;)
 	{
 		long		remaining;
-		int64		announced = standby ? 0 : ev_notify_announced();
+		int64		announced = standby || ev_announced == NULL ? 0 : ev_announced();
 
 		/*
 		 * With a notifier, what it announced is a safe position, and its next round announces

@@ -5,9 +5,9 @@
  * A lease is a row of everest.leases per handler member with a random token and an expiry on the
  * clock (clock_timestamp(), not the transaction's start). Acquiring takes a member whose row is
  * absent or expired, by an upsert whose WHERE is evaluated on the row's latest version. A save
- * locks the member's lease row FOR SHARE before it decides, so an acquire (an UPDATE of that row)
- * waits for the saving transaction to end: a holder that paused past its lease either committed
- * before the new holder read the checkpoint, or fails with EV005.
+ * locks the member's lease row FOR SHARE before it decides (handlers.c, ev_lease_facts), so an
+ * acquire (an UPDATE of that row) waits for the saving transaction to end: a holder that paused
+ * past its lease either committed before the new holder read the checkpoint, or fails with EV005.
  */
 #include "everest_pg.h"
 
@@ -18,39 +18,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-static SPIPlanPtr plan_facts, plan_acquire, plan_live, plan_renew, plan_release;
-
-/* The member's lease row, locked FOR SHARE: is it `lease`'s, and is it live? */
-void
-ev_lease_facts(const char *handler, size_t len, int32 member, const pg_uuid_t *lease,
-			   bool *row_matches, bool *live)
-{
-	Oid			types[2] = {TEXTOID, INT4OID};
-	Datum		args[2];
-	int			rc;
-
-	*row_matches = false;
-	*live = false;
-	if (!OidIsValid(ev_catalog()->leases))
-		return;					/* a database still on 0.3.0 has no leases */
-	args[0] = PointerGetDatum(cstring_to_text_with_len(handler, len));
-	args[1] = Int32GetDatum(member);
-	rc = SPI_execute_plan(ev_prepare(&plan_facts,
-									 "SELECT lease, expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp() "
-									 "FROM everest.leases WHERE handler OPERATOR(pg_catalog.=) $1 "
-									 "AND member OPERATOR(pg_catalog.=) $2 FOR SHARE",
-									 2, types),
-						  args, NULL, false, 1);
-	ev_spi_check(rc, "reading a lease");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		pg_uuid_t  *token = DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
-		*live = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		*row_matches = lease != NULL && memcmp(token->data, lease->data, UUID_LEN) == 0;
-	}
-}
+static SPIPlanPtr plan_acquire, plan_live, plan_renew, plan_release;
 
 static void
 ev_require_leases(void)
