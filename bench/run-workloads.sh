@@ -82,28 +82,44 @@ for w in $WORKLOADS; do
 done
 
 # wait_for_position: 8 clients appending while 20 sessions re-wait as soon as they return (A)
-# against the same appends alone (B). The waiters' own server CPU counts against the appends:
-# server CPU per append transaction, baseline / everest.
-run_waiters() {  # run_waiters WAITERS: "tps server-CPU-microseconds-per-append"
-  local c0 c1 out wp=
-  c0=$(children_ticks)
-  if [ "$1" -gt 0 ]; then
-    pgbench -n -c "$1" -j 1 -T "$SECONDS_EACH" -f workloads/rewait.sql $DB >/dev/null 2>&1 &
+# against the same appends with 20 sessions connected and idle (B; WAITERS_B=none: no sessions).
+# The waiters' own server CPU counts against the appends: server CPU per append, B / A.
+live_ticks() {  # "/proc/PID/stat ticks" of every live process of the server, in one read
+  local p files=()
+  for p in $PM_PID $(pgrep -P "$PM_PID"); do files+=("/proc/$p/stat"); done
+  awk '{print FILENAME, $14 + $15}' "${files[@]}" 2>/dev/null
+}
+# run_waiters SCRIPT: "appends/s server-CPU-microseconds-per-append". 20 sessions run SCRIPT
+# (rewait.sql, or idle.sql: connected, doing nothing) while 8 clients append. The CPU is sampled
+# from the live server processes in a window in which every connection is up, so that the
+# set-up of the 20 connections (paid by any 20 clients, waiting or not) is not counted, and the
+# appends in the window are counted by the positions they took.
+WAITERS_A=${WAITERS_A:-rewait.sql} WAITERS_B=${WAITERS_B:-idle.sql}
+run_waiters() {
+  local wp= ap c0 c1 p0 p1 t0 t1
+  if [ "$1" != none ]; then
+    pgbench -n -c 20 -j 1 -T $((SECONDS_EACH + 5)) -f "workloads/$1" $DB >/dev/null 2>&1 &
     wp=$!
   fi
-  out=$(pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_EACH" -f workloads/append_any.everest.sql $DB 2>/dev/null)
-  [ -n "$wp" ] && wait "$wp"
-  sleep 0.2
-  c1=$(children_ticks)
-  awk -v c0="${c0:-0}" -v c1="${c1:-0}" -v hz="$HZ" '
-    /number of transactions actually processed/ {n = $NF + 0}
-    /^tps = / && !t {t = $3}
-    END {printf "%s %.1f\n", t, (n > 0 && c1 > c0) ? (c1 - c0) * 1e6 / hz / n : 0}' <<<"$out"
+  sleep 1
+  pgbench -n -M prepared -c 8 -j 2 -T $((SECONDS_EACH + 3)) -f workloads/append_any.everest.sql $DB >/dev/null 2>&1 &
+  ap=$!
+  sleep 1
+  p0=$(psql -X -At -d $DB -c 'SELECT everest.safe_position()'); c0=$(live_ticks); t0=$(date +%s.%N)
+  sleep "$SECONDS_EACH"
+  p1=$(psql -X -At -d $DB -c 'SELECT everest.safe_position()'); c1=$(live_ticks); t1=$(date +%s.%N)
+  wait $ap $wp
+  # the processes alive at both ends (those that start or exit inside the window are few and
+  # short: the two psql sessions that read the positions)
+  awk -v p0="$p0" -v p1="$p1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" '
+    FNR == NR {c0[$1] = $2; next}
+    ($1 in c0) {d += $2 - c0[$1]}
+    END {n = p1 - p0; printf "%.0f %.1f\n", n / (t1 - t0), (n > 0) ? d * 1e6 / hz / n : 0}' <(echo "$c0") <(echo "$c1")
 }
 if [ -z "$ONLY" ] || [ "$ONLY" = waiters ]; then
   ev=() base=() ratios=() ev_cpu=() base_cpu=() cpu_ratios=()
   for i in $(seq 1 "$PAIRS"); do
-    if [ $((i % 2)) -eq 1 ]; then a=$(run_waiters 20); b=$(run_waiters 0); else b=$(run_waiters 0); a=$(run_waiters 20); fi
+    if [ $((i % 2)) -eq 1 ]; then a=$(run_waiters "$WAITERS_A"); b=$(run_waiters "$WAITERS_B"); else b=$(run_waiters "$WAITERS_B"); a=$(run_waiters "$WAITERS_A"); fi
     read -r a a_cpu <<<"$a"; read -r b b_cpu <<<"$b"
     ev+=("$a"); base+=("$b"); ev_cpu+=("$a_cpu"); base_cpu+=("$b_cpu")
     ratios+=("$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
@@ -113,9 +129,9 @@ if [ -z "$ONLY" ] || [ "$ONLY" = waiters ]; then
   m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
   m_ev_cpu=$(printf '%s\n' "${ev_cpu[@]}" | median); m_base_cpu=$(printf '%s\n' "${base_cpu[@]}" | median)
   m_cpu_ratio=$(printf '%s\n' "${cpu_ratios[@]}" | median)
-  printf '%-16s %7s %10.0f %10.0f %7.2f %11.1f %11.1f %9.2f   (20 re-waiting sessions / none)\n' append_waiters 8 \
+  printf '%-16s %7s %10.0f %10.0f %7.2f %11.1f %11.1f %9.2f   (20 re-waiting sessions / 20 idle)\n' append_waiters 8 \
     "$m_ev" "$m_base" "$m_ratio" "$m_ev_cpu" "$m_base_cpu" "$m_cpu_ratio"
-  printf '| append_any with 20 sessions re-waiting in wait_for_position vs none | 8 | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f |\n' \
+  printf '| append_any with 20 sessions re-waiting in wait_for_position vs 20 idle | 8 | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f |\n' \
     "$m_ev" "$m_base" "$m_ratio" "$m_ev_cpu" "$m_base_cpu" "$m_cpu_ratio" >>"$OUT.tmp"
 fi
 

@@ -211,6 +211,23 @@ typedef struct ev_notifier_step
 void		ev_plan_notifier_step(const ev_notifier_facts *facts, ev_notifier_step *step) EV_NOEXCEPT;
 int			ev_notifier_idle_ms(void) EV_NOEXCEPT;
 
+/* Rationed wake-ups of the sessions in wait_for_position (docs/topologies.md, "What waiting costs"). */
+typedef struct ev_waiter_wake_facts
+{
+	bool		pending;
+	int			waiters;
+	int64_t		ms_since_wake;
+	int			min_interval_ms;
+	int			wakeups_per_second;
+} ev_waiter_wake_facts;
+typedef struct ev_waiter_wake
+{
+	bool		wake;
+	int			beat_ms;
+	int			due_in_ms;
+} ev_waiter_wake;
+void		ev_plan_waiter_wake(const ev_waiter_wake_facts *facts, ev_waiter_wake *wake) EV_NOEXCEPT;
+
 /*
  * Event data schemas (DESIGN.md section 11, docs/schemas.md).
  *

@@ -257,6 +257,26 @@ struct NotifierStep {
 };
 NotifierStep notifier_step(const NotifierFacts& f);
 
+// Waking the sessions in wait_for_position (docs/topologies.md, "What waiting costs"). Every
+// wake-up costs a waiter's round trip to its client and back, about as much server CPU as an
+// append on a 2-core machine, so the notifier rations them: all waiters are woken together, at
+// most once a beat, and the beat stretches with the number of waiters so that wake-ups stay
+// within everest.waiter_wakeups_per_second. A few waiters are woken as often as notifications go.
+inline constexpr int kWaiterBeatMaxMs = 1000;
+struct WaiterWakeFacts {
+  bool pending = false;               // announced a horizon the waiters were not woken for
+  int waiters = 0;                    // sessions in wait_for_position now
+  std::int64_t ms_since_wake = 0;     // since the last wake-up (large when none yet)
+  int min_interval_ms = 0;            // everest.notify_min_interval_ms
+  int wakeups_per_second = 0;         // everest.waiter_wakeups_per_second (0: no ration)
+};
+struct WaiterWake {
+  bool wake = false;  // broadcast now
+  int beat_ms = 0;    // the shortest time between two wake-ups
+  int due_in_ms = 0;  // a pending wake-up not made now is due this long from now (0: none)
+};
+WaiterWake waiter_wake(const WaiterWakeFacts& f);
+
 // ---------------------------------------------------------------------------------------------
 // Rendering and hashing
 // ---------------------------------------------------------------------------------------------

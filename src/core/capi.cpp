@@ -352,6 +352,19 @@ void ev_plan_notifier_step(const ev_notifier_facts* facts, ev_notifier_step* ste
 
 int ev_notifier_idle_ms(void) noexcept { return kNotifierIdleMs; }
 
+void ev_plan_waiter_wake(const ev_waiter_wake_facts* facts, ev_waiter_wake* wake) noexcept {
+  WaiterWakeFacts f;
+  f.pending = facts->pending;
+  f.waiters = facts->waiters;
+  f.ms_since_wake = facts->ms_since_wake;
+  f.min_interval_ms = facts->min_interval_ms;
+  f.wakeups_per_second = facts->wakeups_per_second;
+  const WaiterWake w = waiter_wake(f);
+  wake->wake = w.wake;
+  wake->beat_ms = w.beat_ms;
+  wake->due_in_ms = w.due_in_ms;
+}
+
 ev_json_builder* ev_json_builder_new(ev_error* err) noexcept {
   ev_json_builder* b = nullptr;
   guarded(err, [&] { b = new ev_json_builder(); });

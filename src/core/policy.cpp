@@ -26,4 +26,22 @@ NotifierStep notifier_step(const NotifierFacts& f) {
   return s;
 }
 
+WaiterWake waiter_wake(const WaiterWakeFacts& f) {
+  WaiterWake w;
+  std::int64_t beat = f.min_interval_ms > 0 ? f.min_interval_ms : 0;
+  if (f.wakeups_per_second > 0 && f.waiters > 0) {
+    // ceil(waiters / budget seconds), capped so that a crowd of waiters is still woken each second
+    const std::int64_t share = (static_cast<std::int64_t>(f.waiters) * 1000 + f.wakeups_per_second - 1) /
+                               f.wakeups_per_second;
+    beat = std::max(beat, std::min<std::int64_t>(share, kWaiterBeatMaxMs));
+  }
+  w.beat_ms = static_cast<int>(beat);
+  if (!f.pending) return w;
+  if (f.ms_since_wake >= beat || f.waiters == 0)
+    w.wake = true;
+  else
+    w.due_in_ms = static_cast<int>(beat - f.ms_since_wake);
+  return w;
+}
+
 }  // namespace everest

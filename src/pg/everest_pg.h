@@ -86,6 +86,7 @@ extern bool ev_debug_fail_tracker;
 extern int	ev_horizon_holder_pids(int *pids, int max);
 extern int64 ev_safe_position_at_own_commit(void);
 extern void ev_horizon_wake_waiters(void);	/* the notifier, after a round that moved it */
+extern int	ev_horizon_waiters(void);	/* sessions in wait_for_position now */
 extern void ev_horizon_init(void);	/* from _PG_init when preloaded */
 extern Size ev_horizon_shmem_size(void);
 extern LWLock *ev_horizon_shmem_startup(void);

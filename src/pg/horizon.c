@@ -57,6 +57,7 @@ typedef struct EvHorizonShared
 {
 	LWLock	   *lock;
 	ConditionVariable moved;	/* broadcast when a transaction's positions leave flight */
+	pg_atomic_uint32 waiters;	/* sessions in wait_for_position (the notifier rations wake-ups by it) */
 	int			nslots;
 	EvSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } EvHorizonShared;
@@ -102,6 +103,20 @@ ev_horizon_wake_waiters(void)
 		ConditionVariableBroadcast(&ev_shared->moved);
 }
 
+/* How many sessions wait in wait_for_position now, in every database (one condition variable). */
+int
+ev_horizon_waiters(void)
+{
+	return ev_shared == NULL ? 0 : (int) pg_atomic_read_u32(&ev_shared->waiters);
+}
+
+static void
+ev_waiter_leave(int code, Datum arg)
+{
+	ConditionVariableCancelSleep();
+	pg_atomic_fetch_sub_u32(&ev_shared->waiters, 1);
+}
+
 /* Batches larger than this draw their positions in one step (ev_draw_positions). */
 #define EV_DRAW_ONE_BY_ONE 64
 
@@ -132,6 +147,7 @@ ev_horizon_shmem_startup(void)
 	{
 		ev_shared->lock = &(GetNamedLWLockTranche("everest"))->lock;
 		ConditionVariableInit(&ev_shared->moved);
+		pg_atomic_init_u32(&ev_shared->waiters, 0);
 		ev_shared->nslots = MaxBackends + 1;
 		for (int i = 0; i < ev_shared->nslots; i++)
 		{
@@ -507,17 +523,44 @@ everest_in_flight_appends(PG_FUNCTION_ARGS)
 }
 
 /*
- * wait_for_position(after, timeout_ms) (docs/topologies.md, "Waking up without LISTEN"):
- * safe_position() as soon as it is greater than `after`, or when the timeout passes. On a
- * primary, the notifier broadcasts a condition variable after each round in which the horizon
- * moved (coalesced like notifications; without a notifier, the committing transaction does), and
- * a waiter also looks again every EV_PRIMARY_RECHECK_MS; a standby or mirror has no such signal
- * and looks at the published horizon every EV_STANDBY_POLL_MS. Cancellable
- * (the sleeps check for interrupts); a session whose own append is in flight below `after`
- * would wait for itself and gets 55000.
+ * wait_for_position(after, timeout_ms) (docs/topologies.md, "Waking up without LISTEN" and "What
+ * waiting costs"): safe_position() as soon as it is greater than `after`, or when the timeout
+ * passes. On a primary, the notifier broadcasts a condition variable after rounds in which the
+ * horizon moved, rationed by the number of waiters (ev_plan_waiter_wake; without a notifier, the
+ * committing transaction does), and the woken waiters take the value it announced. A waiter looks
+ * again every EV_PRIMARY_RECHECK_MS (computing the horizon itself only when no notifier runs), and
+ * computes it at the timeout; a standby or mirror has no such signal and looks at the published
+ * horizon every EV_STANDBY_POLL_MS. Cancellable (the sleeps check for interrupts); a session
+ * whose own append is in flight below `after` would wait for itself and gets 55000.
  */
 #define EV_STANDBY_POLL_MS 10
-#define EV_PRIMARY_RECHECK_MS 100	/* a bound should the notifier be gone */
+#define EV_PRIMARY_RECHECK_MS 250	/* a bound should the notifier be gone */
+
+static int64
+ev_wait_primary(int64 after, TimestampTz deadline)
+{
+	int64		safe;
+
+	for (;;)
+	{
+		long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		int64		announced = ev_announced == NULL ? 0 : ev_announced();
+
+		/*
+		 * With a notifier, what it announced is a safe position, and one of its next rounds
+		 * announces whatever commits now: the waiters it wakes take its value instead of each
+		 * computing the horizon under the lock appenders take. Without one, and at the end,
+		 * compute it.
+		 */
+		safe = announced;
+		if (announced <= after && (announced == 0 || remaining <= 0))
+			safe = Max(announced, ev_safe_position());
+		if (safe > after || remaining <= 0)
+			return safe;
+		(void) ConditionVariableTimedSleep(&ev_shared->moved, Min(remaining, EV_PRIMARY_RECHECK_MS),
+										   PG_WAIT_EXTENSION);
+	}
+}
 
 PG_FUNCTION_INFO_V1(everest_wait_for_position);
 Datum
@@ -543,37 +586,29 @@ everest_wait_for_position(PG_FUNCTION_ARGS)
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	if (!standby)
-		ConditionVariablePrepareToSleep(&ev_shared->moved);
-	for (bool exact = false;;)
 	{
-		long		remaining;
-		int64		announced = standby || ev_announced == NULL ? 0 : ev_announced();
+		/* counted while waiting, so that the notifier knows how many it wakes */
+		pg_atomic_fetch_add_u32(&ev_shared->waiters, 1);
+		PG_ENSURE_ERROR_CLEANUP(ev_waiter_leave, (Datum) 0);
+		{
+			ConditionVariablePrepareToSleep(&ev_shared->moved);
+			safe = ev_wait_primary(after, deadline);
+		}
+		PG_END_ENSURE_ERROR_CLEANUP(ev_waiter_leave, (Datum) 0);
+		ev_waiter_leave(0, (Datum) 0);
+		PG_RETURN_INT64(safe);
+	}
+	for (;;)
+	{
+		long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 
-		/*
-		 * With a notifier, what it announced is a safe position, and its next round announces
-		 * whatever commits now: the waiters it wakes take its value instead of each computing
-		 * the horizon under the lock appenders take (20 re-waiting sessions cost 8 appenders
-		 * 0.56 of their server CPU per append that way). Without one, after a recheck that timed
-		 * out (a wake-up lost) and at the end, compute it.
-		 */
-		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		safe = announced;
-		if (announced <= after && (exact || announced == 0 || remaining <= 0))
-			safe = Max(announced, ev_safe_position());
+		safe = ev_safe_position();
 		if (safe > after || remaining <= 0)
 			break;
-		if (standby)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(remaining, EV_STANDBY_POLL_MS), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-		else
-			exact = ConditionVariableTimedSleep(&ev_shared->moved, Min(remaining, EV_PRIMARY_RECHECK_MS),
-												PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(remaining, EV_STANDBY_POLL_MS), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
-	if (!standby)
-		ConditionVariableCancelSleep();
 	PG_RETURN_INT64(safe);
 }

@@ -45,7 +45,7 @@ typedef struct EvNotifier
 	TimestampTz requested;		/* when a backend asked for it */
 	Latch	   *latch;
 	pg_atomic_uint32 incarnation;	/* odd while a notifier takes or leaves the slot */
-	pg_atomic_uint64 announced; /* the safe_position() its last round announced (0: none yet) */
+	pg_atomic_uint64 announced; /* the safe_position() it last woke waiters for (0: none yet) */
 } EvNotifier;
 
 typedef struct EvNotifyShared
@@ -58,6 +58,7 @@ static EvNotifyShared *ev_notify = NULL;
 
 bool		ev_notify_enabled = true;
 int			ev_notify_min_interval_ms = 10;
+int			ev_waiter_wakeups_per_second = 300;
 int			ev_horizon_idle_timeout_ms = 0;
 
 /* This backend's notifier slot, remembered between appends. */
@@ -104,6 +105,13 @@ ev_notify_define_settings(void)
 							"Shortest pause between two notifications of one database.",
 							"Appends committed meanwhile are announced together by the next one.",
 							&ev_notify_min_interval_ms, 10, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("everest.waiter_wakeups_per_second",
+							"How many wake-ups of sessions in wait_for_position a notifier makes a second, at most.",
+							"All waiters are woken together; with more waiters than this allows at the "
+							"notification interval, each is woken less often (at least once a second). 0: "
+							"as often as notifications.",
+							&ev_waiter_wakeups_per_second, 300, 0, 1000000, PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 }
 
@@ -241,8 +249,10 @@ static int	ev_notifier_slot = -1;	/* the notifier's own slot */
 static int	ev_announced_slot = 0;	/* a waiter's guess where its database's notifier is */
 
 /*
- * What this database's notifier last announced (0: no notifier runs, or it has not announced
- * yet): a safe_position() that was exact when announced, read without a lock, so that the
+ * What this database's notifier last woke the waiters of wait_for_position for (0: no notifier
+ * runs, or it has not woken them yet): a safe_position() that was exact when announced, and that
+ * moves only when the waiters are woken (so that a waiter's own recheck does not return between
+ * two rationed wake-ups), read without a lock, so that the
  * waiters it wakes (wait_for_position) do not all compute the horizon again under the lock every
  * appender takes. The slot's incarnation tells a value of another notifier from its own.
  */
@@ -329,8 +339,6 @@ ev_notifier_round(int64 last)
 		ev_error	err;
 
 		ev_publish_horizon(safe, true);
-		pg_atomic_write_u64(&ev_notify->notifiers[ev_notifier_slot].announced, (uint64) safe);
-		ev_horizon_wake_waiters();	/* wait_for_position, coalesced with notifications */
 		if (ev_notify_enabled)
 		{
 			if (!ev_render_notification(safe, payload, sizeof(payload), &err))
@@ -353,7 +361,10 @@ everest_notifier_main(Datum arg)
 	int			slot = DatumGetInt32(arg);
 	Oid			dbid;
 	int64		last = 0;
+	int64		woken_for = 0;	/* the horizon the waiters were last woken for */
 	TimestampTz last_work;
+	TimestampTz last_wake = 0;
+	int			wake_due_ms = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
@@ -384,8 +395,12 @@ everest_notifier_main(Datum arg)
 		ev_notifier_facts facts;
 		ev_notifier_step step;
 
+		ev_waiter_wake_facts wf;
+		ev_waiter_wake wake;
+
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   ev_notifier_idle_ms() / 4, PG_WAIT_EXTENSION);
+					   wake_due_ms > 0 ? Min(wake_due_ms, ev_notifier_idle_ms() / 4) : ev_notifier_idle_ms() / 4,
+					   PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -395,6 +410,24 @@ everest_notifier_main(Datum arg)
 		}
 
 		last = ev_notifier_round(last);
+
+		/* wait_for_position: woken together, rationed (docs/topologies.md, "What waiting costs") */
+		wf.pending = last > woken_for;
+		wf.waiters = ev_horizon_waiters();
+		wf.ms_since_wake = last_wake == 0 ? INT64_MAX :
+			TimestampDifferenceMilliseconds(last_wake, GetCurrentTimestamp());
+		wf.min_interval_ms = ev_notify_min_interval_ms;
+		wf.wakeups_per_second = ev_waiter_wakeups_per_second;
+		ev_plan_waiter_wake(&wf, &wake);
+		wake_due_ms = wake.due_in_ms;
+		if (wake.wake)
+		{
+			pg_atomic_write_u64(&ev_notify->notifiers[ev_notifier_slot].announced, (uint64) last);
+			ev_horizon_wake_waiters();
+			woken_for = last;
+			last_wake = GetCurrentTimestamp();
+		}
+
 		facts.moved = last != before;
 		facts.woken = (rc & WL_LATCH_SET) != 0;
 		facts.holders_seen = ev_holders_seen;

@@ -60,6 +60,32 @@ is "... but the horizon for standbys is still published" "$(published_all && ech
 q -d postgres -c "ALTER SYSTEM RESET everest.notify" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 
+# wait_for_position's wake-ups are rationed (docs/topologies.md, "What waiting costs"): 4 sessions
+# re-waiting for 3 s while appends run, with everest.waiter_wakeups_per_second = 4, are each woken
+# about once a second (4 waiters within 4 wake-ups a second), not after every round of the
+# notifier (up to 100 a second); with the ration off, they are woken at every round. Every return
+# is a position the appends reached. Counts, with wide margins either way: no timing is asserted.
+printf 'SELECT everest.wait_for_position(everest.safe_position(), 5000);\n' >/tmp/everest-rewait.$$.sql
+printf "SELECT everest.append_event('r-1', 'X');\n" >/tmp/everest-append.$$.sql
+rewaits() {  # rewaits BUDGET: how many times 4 re-waiting sessions returned in 3 s of appends
+  q -d postgres -c "ALTER SYSTEM SET everest.waiter_wakeups_per_second = $1" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.5
+  pgbench -n -R 200 -c 1 -T 4 -f /tmp/everest-append.$$.sql ev_notify >/dev/null 2>&1 &
+  local ap=$!
+  sleep 0.5
+  pgbench -n -c 4 -j 1 -T 3 -f /tmp/everest-rewait.$$.sql ev_notify 2>/dev/null |
+    awk '/number of transactions actually processed/ {print $NF + 0}'
+  wait "$ap"
+}
+rationed=$(rewaits 4)
+unrationed=$(rewaits 0)
+q -d postgres -c "ALTER SYSTEM RESET everest.waiter_wakeups_per_second" -c "SELECT pg_reload_conf()" >/dev/null
+is "4 waiters with 4 wake-ups a second return about 12 times in 3 s, not hundreds (got $rationed)" \
+  "$([ "${rationed:-0}" -ge 4 ] && [ "${rationed:-0}" -le 40 ] && echo yes)" "yes"
+is "... and with the ration off, at every round of the notifier (got $unrationed)" \
+  "$([ "${unrationed:-0}" -ge 100 ] && echo yes)" "yes"
+rm -f /tmp/everest-rewait.$$.sql /tmp/everest-append.$$.sql
+
 # The database can still be dropped soon after appends: the notifier idles out.
 rm -f /tmp/everest-notify.$$
 if psql -X -q -d postgres -c "DROP DATABASE ev_notify" 2>/dev/null; then echo "ok - DROP DATABASE after appends is not blocked by the notifier"

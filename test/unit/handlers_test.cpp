@@ -228,3 +228,39 @@ TEST(StreamPartition, Bounds) {
   EXPECT_EQ(ErrorOf([] { everest::stream_partition("", 4); }).sqlstate, "22023");
   EXPECT_EQ(ErrorOf([] { everest::stream_partition("a-1", 1024); }).sqlstate, "");
 }
+
+TEST(WaiterWake, RationsWakeUpsByTheNumberOfWaiters) {
+  everest::WaiterWakeFacts f;
+  f.min_interval_ms = 10;
+  f.wakeups_per_second = 300;
+  f.waiters = 1;
+  f.pending = true;
+  f.ms_since_wake = 1000000;
+  auto w = everest::waiter_wake(f);
+  EXPECT_TRUE(w.wake);
+  EXPECT_EQ(w.beat_ms, 10);  // a few waiters: as often as notifications
+  f.waiters = 3;
+  EXPECT_EQ(everest::waiter_wake(f).beat_ms, 10);
+  f.waiters = 20;  // 20 waiters within 300 wake-ups a second: each woken every 67 ms
+  EXPECT_EQ(everest::waiter_wake(f).beat_ms, 67);
+  f.ms_since_wake = 66;
+  w = everest::waiter_wake(f);
+  EXPECT_FALSE(w.wake);
+  EXPECT_EQ(w.due_in_ms, 1);  // the notifier comes back for it
+  f.ms_since_wake = 67;
+  EXPECT_TRUE(everest::waiter_wake(f).wake);
+  f.pending = false;  // nothing new announced: no wake-up, nothing due
+  w = everest::waiter_wake(f);
+  EXPECT_FALSE(w.wake);
+  EXPECT_EQ(w.due_in_ms, 0);
+  f.pending = true;
+  f.waiters = 100000;  // a crowd: still woken once a second
+  f.ms_since_wake = 0;
+  EXPECT_EQ(everest::waiter_wake(f).beat_ms, everest::kWaiterBeatMaxMs);
+  f.wakeups_per_second = 0;  // no ration: the notification interval only
+  EXPECT_EQ(everest::waiter_wake(f).beat_ms, 10);
+  f.waiters = 0;  // nobody waits: nothing to hold back
+  f.wakeups_per_second = 300;
+  f.ms_since_wake = 0;
+  EXPECT_TRUE(everest::waiter_wake(f).wake);
+}
