@@ -92,6 +92,8 @@ class Document {
 // twice in one object keeps its last value (as jsonb does). Misuse (a value without a key inside
 // an object, an unbalanced end, a second root) is XX000; nesting beyond kMaxJsonDepth is 54000;
 // malformed number text is 22P02.
+class BuilderArena;  // src/core/json_document.cpp
+
 class Builder {
  public:
   Builder();
@@ -124,6 +126,11 @@ class Builder {
   void add(boost::json::value v, std::optional<Number> exact);
   void place(boost::json::value& slot, std::optional<Number>& exact);
   void forget(const boost::json::value& v);
+  // The values being built live in an arena that reset() empties at once (one event's data after
+  // another: no allocation per node once it has grown); take() copies the value out of it.
+  // Declared first, so that it is destroyed last.
+  std::unique_ptr<BuilderArena> arena_;
+  boost::json::storage_ptr sp_;
   std::vector<Pending> pending_;
   std::vector<Frame> frames_;
   Document doc_;

@@ -249,6 +249,62 @@ Document Document::copy(const json::value& node) const {
 // which stays put when the container itself moves).
 // ---------------------------------------------------------------------------------------------
 
+// The builder's arena: allocation bumps a pointer through blocks it keeps; freeing is a no-op
+// until rewind() makes every block free again at once. (Boost 1.81's monotonic_resource would do,
+// but its release() crashes on this platform.) A block beyond kKeep bytes is let go at rewind, so
+// that one huge event does not stay in memory. Freeing being a no-op, Boost.JSON is told so
+// (is_deallocate_trivial): it then skips walking a value's tree to destroy it.
+class BuilderArena final : public json::memory_resource {
+ public:
+  void rewind() noexcept {
+    std::size_t kept = 0, i = 0;
+    while (i < blocks_.size() && kept + blocks_[i].size <= kKeep) kept += blocks_[i++].size;
+    if (i == 0) i = 1;  // always keep the first block
+    if (i < blocks_.size()) blocks_.resize(i);
+    cur_ = 0;
+    used_ = 0;
+  }
+
+ private:
+  static constexpr std::size_t kFirst = 4096, kKeep = 1 << 20;
+  struct Block {
+    std::unique_ptr<unsigned char[]> data;
+    std::size_t size;
+  };
+  void* do_allocate(std::size_t n, std::size_t align) override {
+    if (align > alignof(std::max_align_t)) throw std::bad_alloc();
+    for (;;) {
+      if (cur_ < blocks_.size()) {
+        const std::size_t start = (used_ + align - 1) & ~(align - 1);
+        if (start <= blocks_[cur_].size && n <= blocks_[cur_].size - start) {
+          used_ = start + n;
+          return blocks_[cur_].data.get() + start;
+        }
+        if (cur_ + 1 < blocks_.size()) {
+          cur_++;
+          used_ = 0;
+          continue;
+        }
+      }
+      const std::size_t size = std::max(n, blocks_.empty() ? kFirst : blocks_.back().size * 2);
+      blocks_.push_back(Block{std::unique_ptr<unsigned char[]>(new unsigned char[size]), size});
+      cur_ = blocks_.size() - 1;
+      used_ = 0;
+    }
+  }
+  void do_deallocate(void*, std::size_t, std::size_t) override {}
+  bool do_is_equal(const json::memory_resource& other) const noexcept override { return this == &other; }
+  std::vector<Block> blocks_;
+  std::size_t cur_ = 0, used_ = 0;
+};
+
+}  // namespace everest::schema
+
+template <>
+struct boost::json::is_deallocate_trivial<everest::schema::BuilderArena> : std::true_type {};
+
+namespace everest::schema {
+
 struct Builder::Pending {
   std::string key;  // its key, in an object
   json::value value;
@@ -263,15 +319,15 @@ struct Builder::Frame {
   std::string key;
 };
 
-Builder::Builder() = default;
+Builder::Builder() : arena_(std::make_unique<BuilderArena>()), sp_(arena_.get()), doc_(json::value(sp_)) {}
 Builder::~Builder() = default;
 
 void Builder::reset() {
   pending_.clear();
   frames_.clear();
-  if (doc_.root_) *doc_.root_ = nullptr;
-  else doc_ = Document();
   doc_.exact_.clear();
+  *doc_.root_ = nullptr;  // keeps the arena as its storage
+  arena_->rewind();       // nothing built lives in it any more
   complete_ = false;
 }
 
@@ -282,8 +338,7 @@ const Document& Builder::document() const {
 
 Document Builder::take() {
   if (!complete_) misuse("the value is not complete");
-  Document out = std::move(doc_);
-  doc_ = Document();
+  Document out = doc_.copy(*doc_.root_);  // out of the arena, into the default storage
   reset();
   return out;
 }
@@ -358,7 +413,7 @@ void Builder::end_object() {
   if (frames_.empty() || !frames_.back().object) misuse("end_object without begin_object");
   if (frames_.back().have_key) misuse("a key without a value");
   const std::size_t first = frames_.back().first;
-  json::object obj;
+  json::object obj(sp_);
   obj.reserve(pending_.size() - first);  // no rehash below: members keep their addresses
   for (std::size_t i = first; i < pending_.size(); i++) {
     Pending& p = pending_[i];
@@ -381,7 +436,7 @@ void Builder::end_object() {
 void Builder::end_array() {
   if (frames_.empty() || frames_.back().object) misuse("end_array without begin_array");
   const std::size_t first = frames_.back().first;
-  json::array arr;
+  json::array arr(sp_);
   arr.reserve(pending_.size() - first);  // no reallocation below
   for (std::size_t i = first; i < pending_.size(); i++) {
     arr.push_back(std::move(pending_[i].value));
@@ -397,16 +452,25 @@ void Builder::end_array() {
   add(json::value(std::move(arr)), std::nullopt);
 }
 
-void Builder::string(std::string_view s) { add(json::value(json::string_view(s.data(), s.size())), std::nullopt); }
+void Builder::string(std::string_view s) { add(json::value(json::string_view(s.data(), s.size()), sp_), std::nullopt); }
 
-void Builder::boolean(bool b) { add(json::value(b), std::nullopt); }
+void Builder::boolean(bool b) { add(json::value(b, sp_), std::nullopt); }
 
-void Builder::null() { add(json::value(nullptr), std::nullopt); }
+void Builder::null() { add(json::value(nullptr, sp_), std::nullopt); }
 
 void Builder::number(std::string_view text) {
+  // The common case first: a plain integer of at most 18 digits (numeric_out writes no leading
+  // zeros, no exponent) fits int64 as it is.
+  if (const std::size_t digits = text.size() - (!text.empty() && text[0] == '-');
+      digits >= 1 && digits <= 18 && (digits == 1 || text[text.size() - digits] != '0')) {
+    std::int64_t i = 0;
+    auto res = std::from_chars(text.data(), text.data() + text.size(), i);
+    if (res.ec == std::errc() && res.ptr == text.data() + text.size())
+      return add(json::value(i, sp_), std::nullopt);
+  }
   Number n = Number::parse(text);
-  if (std::optional<std::int64_t> i = n.to_int64()) return add(json::value(*i), std::nullopt);
-  if (std::optional<std::uint64_t> u = n.to_uint64()) return add(json::value(*u), std::nullopt);
+  if (std::optional<std::int64_t> i = n.to_int64()) return add(json::value(*i, sp_), std::nullopt);
+  if (std::optional<std::uint64_t> u = n.to_uint64()) return add(json::value(*u, sp_), std::nullopt);
   // A double for readers of the plain value; the exact decimal beside it for the validator.
   double d = 0;
   auto res = std::from_chars(text.data(), text.data() + text.size(), d);
@@ -419,7 +483,7 @@ void Builder::number(std::string_view text) {
   } else if (res.ec != std::errc() || res.ptr != text.data() + text.size()) {
     bad_number(text);
   }
-  add(json::value(d), std::move(n));
+  add(json::value(d, sp_), std::move(n));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -120,6 +120,57 @@ TEST(SchemaBuilder, StoresIntegersAsIntegersAndTheRestExactly) {
   EXPECT_EQ(a[7].get_int64(), 100);
 }
 
+TEST(SchemaBuilder, IntegerFastPathAgreesWithTheExactPath) {
+  // 18 digits take the fast path, 19 the exact one; both must give the same kind of value.
+  Document d = parse_document(
+      R"([999999999999999999, -999999999999999999, 9223372036854775807, -9223372036854775808, 0, -0, 7])");
+  const boost::json::array& a = d.root().get_array();
+  EXPECT_EQ(a[0].get_int64(), 999999999999999999LL);
+  EXPECT_EQ(a[1].get_int64(), -999999999999999999LL);
+  EXPECT_EQ(a[2].get_int64(), INT64_MAX);
+  EXPECT_EQ(a[3].get_int64(), INT64_MIN);
+  EXPECT_EQ(a[4].get_int64(), 0);
+  EXPECT_EQ(a[5].get_int64(), 0);
+  EXPECT_EQ(a[6].get_int64(), 7);
+  // Leading zeros are not JSON: the fast path leaves them to the exact one, which refuses them.
+  Builder b;
+  EXPECT_THROW(b.number("00012"), Error);
+  EXPECT_THROW(b.number("-012"), Error);
+  EXPECT_THROW(b.number("-"), Error);
+}
+
+TEST(SchemaBuilder, ArenaIsReusedAndTakenDocumentsOutliveIt) {
+  // One builder, documents one after another (as the glue validates a batch): a taken document
+  // keeps its values after the builder has been reset and reused, large values spill over
+  // several blocks, and a small one after a large one is built right.
+  Builder b;
+  b.begin_object();
+  b.key("s");
+  b.string(std::string(100000, 'x'));
+  b.key("n");
+  b.number("0.30000000000000000001");
+  b.end_object();
+  Document kept = b.take();
+  for (int round = 0; round < 3; round++) {
+    b.reset();
+    b.begin_array();
+    for (int i = 0; i < 20000; i++) b.number(i % 2 ? "1.5" : "12345678901234567890123");
+    b.end_array();
+    const Document& big = b.document();
+    ASSERT_EQ(big.root().get_array().size(), 20000u);
+    EXPECT_EQ(big.number(big.root().get_array()[19998]).to_string(), "12345678901234567890123");
+    b.reset();
+    b.begin_object();
+    b.key("k");
+    b.string("v");
+    b.end_object();
+    EXPECT_EQ(b.document().root().get_object().at("k").get_string(), "v");
+  }
+  const boost::json::object& o = kept.root().get_object();
+  EXPECT_EQ(o.at("s").get_string().size(), 100000u);
+  EXPECT_EQ(kept.number(o.at("n")).to_string(), "0.30000000000000000001");
+}
+
 TEST(SchemaBuilder, RepeatedKeyKeepsItsLastValueAndNoStaleNumber) {
   Document d = parse_document(R"({"a": {"x": 18446744073709551617.5}, "b": 1, "a": 18446744073709551618})");
   const boost::json::object& o = d.root().get_object();
