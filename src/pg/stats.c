@@ -13,7 +13,7 @@
  * back later, and rejections count when they are raised. A reset writes zeros while others may be
  * adding; an add that races the reset may survive it.
  *
- * Built with -DEV_NO_STATS (make PG_CPPFLAGS+=-DEV_NO_STATS), the counting calls compile to
+ * Built with -DEV_NO_STATS (make clean; make EV_NO_STATS=1), the counting calls compile to
  * nothing (everest_pg.h) and the view shows zeros: that build exists to measure what counting
  * costs.
  */
