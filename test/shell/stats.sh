@@ -3,7 +3,8 @@
 # holding an append open shows as a horizon holder, with the age of its transaction, to another
 # session; the holder is gone once it commits. On a hot standby, a committed event above a
 # position still in flight on the primary is replayed but not readable: standby_trail_events
-# counts it, and drops back to 0 when the primary's horizon passes it. Counters are per database.
+# counts it, and drops back to 0 when the primary's horizon passes it. Counters are per database,
+# in 128 slots: the 129th database is not counted, and a dropped database's slot is reused.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/test/cluster.sh"
@@ -70,5 +71,24 @@ wait_for 10 bash -c "[ \"\$(psql -X -q -t -A -h $(cluster_dir $STANDBY) -p $(clu
 is "once the primary's horizon passes them, the standby trails by 0 again" "$(sb standby_trail_events)" "0"
 is "... and reads both" "$(topo_psql $STANDBY -d $DB -c "SELECT count(*) FROM everest.read_all_forward(0, 1000) WHERE stream IN ('s-low', 's-high')")" "2"
 
+# --- 128 slots (EV_STATS_SLOTS): this primary counts $DB and ${DB}_other so far
+topology_stop $STANDBY   # spares it replaying 128 database copies
+q -d postgres -c "CREATE DATABASE ${DB}_tmpl" >/dev/null
+q -d ${DB}_tmpl -c "CREATE EXTENSION everest" >/dev/null   # never used: claims no slot
+for i in $(seq 1 127); do echo "CREATE DATABASE ${DB}_s$i TEMPLATE ${DB}_tmpl;"; done | q -d postgres >/dev/null
+counted=0
+for i in $(seq 1 126); do
+  [ "$(q -d ${DB}_s$i -c "SELECT appends IS NOT NULL FROM everest.stats")" = t ] && counted=$((counted + 1))
+done
+is "128 databases are counted (2 + 126 more)" "$counted" "126"
+is "the 129th database is not counted: NULL counters" "$(stat "(appends IS NULL AND stats_reset IS NULL)::text" ${DB}_s127)" "true"
+is "... its appends still work" "$(sqlstate_of ${DB}_s127 "SELECT everest.append_event('x-1', 'A')")" "none"
+is "... reset_stats says why (55000)" "$(sqlstate_of ${DB}_s127 "SELECT everest.reset_stats()")" "55000"
+is "the server log says so once" "$(grep -c 'all 128 statistics slots are taken' "$(cluster_dir $PRIMARY)/server.log")" "1"
 q -d postgres -c "DROP DATABASE ${DB}_other WITH (FORCE)" >/dev/null
+is "a dropped database's slot goes to the next database that needs one, with fresh counters" \
+  "$(q -d ${DB}_s127 -c "SELECT everest.append_event('x-2', 'A')" -c "SELECT appends FROM everest.stats" | tail -1)" "1"
+is "... and the counted databases keep theirs" "$(stat "appends IS NOT NULL" ${DB}_s1)" "t"
+for i in $(seq 1 127); do echo "DROP DATABASE ${DB}_s$i;"; done | q -d postgres >/dev/null
+q -d postgres -c "DROP DATABASE ${DB}_tmpl" >/dev/null
 finish
