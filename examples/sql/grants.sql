@@ -1,6 +1,7 @@
 -- Least-privilege grant sets for everest (README, "Installing"; docs/security.md). Run as a
 -- superuser, naming your roles:
 --   psql -v reader=app_ro -v writer=app_rw -v subscriber=app_proj -v admin=app_admin -f grants.sql
+-- (add -v monitor=ROLE for the optional monitor set: everest.stats and handler_status, read-only)
 -- Every function is SECURITY DEFINER and the tables are granted to nobody, so EXECUTE on a
 -- function is exactly the right to do what it does. Roles inherit nothing from each other here:
 -- grant several sets to one role if it needs them (GRANT :"reader" TO :"writer", for example).
@@ -59,9 +60,20 @@ GRANT EXECUTE ON FUNCTION
     everest.drop_event_schema(text),
     everest.safe_position(),
     everest.in_flight_appends(),
-    everest.notifiers()
+    everest.notifiers(),
+    everest.stats_counters(),
+    everest.reset_stats()
 TO :"admin";
-GRANT SELECT ON everest.horizon_holders, everest.handler_status, everest.parked_events, everest.event_schemas
+GRANT SELECT ON everest.horizon_holders, everest.handler_status, everest.parked_events, everest.event_schemas,
+    everest.stats
     TO :"admin";
+
+-- monitor (optional: -v monitor=ROLE): what a metrics scraper reads (README, "Metrics"), and
+-- nothing else; it cannot reset the counters. For the Prometheus exporter's role.
+\if :{?monitor}
+GRANT USAGE ON SCHEMA everest TO :"monitor";
+GRANT EXECUTE ON FUNCTION everest.stats_counters(), everest.safe_position() TO :"monitor";
+GRANT SELECT ON everest.stats, everest.handler_status TO :"monitor";
+\endif
 -- writers may read the contracts they must meet (optional)
 GRANT SELECT ON everest.event_schemas TO :"writer";

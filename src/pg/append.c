@@ -209,7 +209,10 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 
 	if (ev_batch_has_client_ids(batch) &&
 		ev_idempotent_retry(stream, len, batch, expected, &result))
+	{
+		ev_stats_add(EV_STAT_IDEMPOTENT_RETRIES, 1);
 		return result;
+	}
 	ev_check(ev_check_expected_version(stream, len, expected, version, &err), &err);
 	if (ev_event_schemas_present())
 	{
@@ -225,6 +228,8 @@ ev_append(const char *stream, size_t len, ev_batch *batch, const EvPayload *payl
 	positions = palloc(n * sizeof(int64));
 	ev_draw_positions((int) n, positions);
 	ev_insert_events(stream, len, batch, payloads, version + 1, positions);
+	ev_stats_add(EV_STAT_APPENDS, 1);
+	ev_stats_add(EV_STAT_EVENTS_APPENDED, n);
 
 	result.first_version = version + 1;
 	result.last_version = version + (int64) n;

@@ -20,13 +20,17 @@ void		_PG_init(void);
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* Shared memory: the horizon's slots and lock (horizon.c) and the notifiers' table (notify.c). */
+/*
+ * Shared memory: the horizon's slots and lock (horizon.c), the notifiers' table (notify.c) and
+ * the counters of everest.stats (stats.c). docs/operations.md sizes them.
+ */
 static void
 ev_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(ev_horizon_shmem_size(), ev_notify_shmem_size()));
+	RequestAddinShmemSpace(add_size(add_size(ev_horizon_shmem_size(), ev_notify_shmem_size()),
+									 ev_stats_shmem_size()));
 	RequestNamedLWLockTranche("everest", 1);	/* the horizon: every append takes it */
 	RequestNamedLWLockTranche("everest notifiers", 1);	/* the notifiers' table, its own */
 }
@@ -39,6 +43,7 @@ ev_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	(void) ev_horizon_shmem_startup();
 	ev_notify_shmem_startup(&(GetNamedLWLockTranche("everest notifiers"))->lock);
+	ev_stats_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -14,6 +14,7 @@
  *   leases.c    leases in a table (acquire_lease, renew_lease, release_lease)
  *   epochs.c    position epochs after a promotion or cutover, EV006
  *   notify.c    the notifier worker: NOTIFY everest when safe_position() moves
+ *   stats.c     counters per database for operators (everest.stats, reset_stats)
  */
 #ifndef EVEREST_PG_H
 #define EVEREST_PG_H
@@ -177,5 +178,39 @@ extern void ev_check_event_schemas(ev_batch *batch, const Datum *data, size_t n)
 
 /* delete.c */
 extern bool ev_deleting_stream;
+
+/*
+ * stats.c: counters per database in shared memory (README, "Metrics"; docs/operations.md).
+ * The order is the column order of everest.stats after `database`.
+ */
+typedef enum EvStat
+{
+	EV_STAT_APPENDS,			/* append calls that wrote */
+	EV_STAT_EVENTS_APPENDED,
+	EV_STAT_IDEMPOTENT_RETRIES, /* batches that matched stored ids and wrote nothing */
+	EV_STAT_READS,				/* read calls (read_event, read_stream_*, read_all_*, read_handler_events) */
+	EV_STAT_EVENTS_READ,
+	EV_STAT_NOTIFICATIONS,		/* NOTIFY everest sent by the notifier */
+	EV_STAT_EV001,				/* wrong expected version */
+	EV_STAT_EV002,
+	EV_STAT_EV003,
+	EV_STAT_EV004,
+	EV_STAT_EV005,
+	EV_STAT_EV006,
+	EV_STAT_EV007,
+	EV_NSTATS
+} EvStat;
+#define EV_STATS_SLOTS 128		/* databases counted at once (docs/operations.md) */
+extern Size ev_stats_shmem_size(void);
+extern void ev_stats_shmem_startup(void);
+#ifdef EV_NO_STATS
+#define ev_stats_add(stat, n) ((void) 0)
+#define ev_stats_read(fcinfo) ((void) 0)
+#define ev_stats_error(sqlstate) ((void) 0)
+#else
+extern void ev_stats_add(EvStat stat, uint64 n);	/* one atomic add, no lock */
+extern void ev_stats_read(FunctionCallInfo fcinfo); /* a read's call and its rows */
+extern void ev_stats_error(const char *sqlstate);	/* EV001..EV007 */
+#endif
 
 #endif							/* EVEREST_PG_H */

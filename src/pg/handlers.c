@@ -660,6 +660,7 @@ everest_read_handler_events(PG_FUNCTION_ARGS)
 	filter.floors = cp.floors;
 	ev_read_handler_into(fcinfo, kind, source, source_len, category, category_len, position, max_count,
 						 &filter);
+	ev_stats_read(fcinfo);
 	return (Datum) 0;
 }
 

@@ -344,6 +344,7 @@ ev_notifier_round(int64 last)
 			if (!ev_render_notification(safe, payload, sizeof(payload), &err))
 				ev_raise(&err);
 			Async_Notify("everest", payload);
+			ev_stats_add(EV_STAT_NOTIFICATIONS, 1);
 		}
 	}
 	ev_holders_seen = ev_enforce_horizon_idle_timeout();

@@ -525,6 +525,7 @@ everest_read_event(PG_FUNCTION_ARGS)
 
 	ev_require_arg(fcinfo, 1, "version");
 	ev_read_one(fcinfo, stream, len, PG_GETARG_INT64(1));
+	ev_stats_read(fcinfo);
 	return (Datum) 0;
 }
 
@@ -556,6 +557,7 @@ ev_read_stream(FunctionCallInfo fcinfo, bool forward)
 	int64		max_count = ev_max_count_arg(fcinfo, 2);
 
 	ev_read_into(fcinfo, kind, stream, len, category, category_len, from, forward, max_count);
+	ev_stats_read(fcinfo);
 	return (Datum) 0;
 }
 
@@ -580,6 +582,7 @@ ev_read_all(FunctionCallInfo fcinfo, bool forward)
 	int64		max_count = ev_max_count_arg(fcinfo, 1);
 
 	ev_read_into(fcinfo, EV_STREAM_ALL, NULL, 0, NULL, 0, from, forward, max_count);
+	ev_stats_read(fcinfo);
 	return (Datum) 0;
 }
 

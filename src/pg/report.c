@@ -13,6 +13,7 @@ ev_raise(const ev_error *err)
 {
 	const char *s = err->sqlstate;
 
+	ev_stats_error(s);			/* everest.stats counts EV001..EV007 here, where all are raised */
 	ereport(ERROR,
 			(errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
 			 errmsg_internal("%s", err->message),

@@ -20,7 +20,7 @@ SELECT first_position AS pb0 FROM everest.append_events(:'cat' || '-2', '[{"type
 \connect
 
 BEGIN;
-SELECT plan(86);
+SELECT plan(88);
 
 SELECT set_config('tap.cat', :'cat', true) IS NOT NULL AS _ \gset
 SELECT set_config('tap.sp0', :'sp0', true) IS NOT NULL AS _ \gset
@@ -306,7 +306,11 @@ INSERT INTO calls (ord, label, q, want) VALUES
  (57, 'delete_stream of a nonexistent stream',
   $q$SELECT everest.delete_stream('tapsafe-nosuchstream')::text$q$, '0'),
  (58, 'a reused name after delete starts at version 0',
-  format($q$SELECT (first_version)::text FROM everest.append_events(%L, '[{"type": "R"}]', -1)$q$, pg_temp.v('s2')), '0');
+  format($q$SELECT (first_version)::text FROM everest.append_events(%L, '[{"type": "R"}]', -1)$q$, pg_temp.v('s2')), '0'),
+ (59, 'everest.stats (this transaction holds the horizon: the holders query runs too)',
+  $q$SELECT (s.appends IS NOT NULL AND s.horizon_holders IS NOT NULL AND s.oldest_holder_seconds IS NOT NULL)::text FROM everest.stats AS s$q$, 'true'),
+ (60, 'everest.reset_stats',
+  $q$SELECT pg_catalog.concat('reset', everest.reset_stats())$q$, 'reset');
 
 -- ---------------------------------------------------------------------------------------------
 SET LOCAL search_path = evil, public, pg_catalog;
@@ -315,7 +319,7 @@ RESET search_path;
 -- ---------------------------------------------------------------------------------------------
 
 SELECT is(current_setting('search_path'), '"$user", public', 'the ordinary search_path is back for the assertions');
-SELECT is((SELECT count(*) FROM results), 58::bigint, 'every call ran');
+SELECT is((SELECT count(*) FROM results), 60::bigint, 'every call ran');
 -- Expected errors are compared by SQLSTATE, results by value
 SELECT is(CASE WHEN c.want ~ '^([0-9A-Z]{5})$' AND r.got LIKE 'ERROR %'
                THEN substr(r.got, 7, 5) ELSE r.got END,

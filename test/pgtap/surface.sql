@@ -1,7 +1,7 @@
 -- everest pgTAP: the fixed SQL surface (DESIGN.md section 2: "these names and shapes are fixed,
 -- so that clients and examples keep working") and the dump registration of section 6.
 BEGIN;
-SELECT plan(91);
+SELECT plan(95);
 
 SELECT has_schema('everest', 'schema everest exists');
 
@@ -40,7 +40,14 @@ INSERT INTO surface VALUES
  ('unpark_event', 'handler text, "position" bigint', 'boolean'),
  ('note_attempt', 'handler text, "position" bigint, member integer', 'integer'),
  ('set_event_schema', 'type text, schema jsonb', 'void'),
- ('drop_event_schema', 'type text', 'boolean');
+ ('drop_event_schema', 'type text', 'boolean'),
+ ('reset_stats', '', 'void'),
+ ('stats_counters', 'OUT database name, OUT appends bigint, OUT events_appended bigint, OUT idempotent_retries bigint, '
+  'OUT reads bigint, OUT events_read bigint, OUT notifications bigint, OUT ev001_conflicts bigint, OUT ev002_rejections bigint, '
+  'OUT ev003_rejections bigint, OUT ev004_rejections bigint, OUT ev005_rejections bigint, OUT ev006_rejections bigint, '
+  'OUT ev007_rejections bigint, OUT horizon_holders integer, OUT oldest_holder_seconds double precision, '
+  'OUT standby_trail_events bigint, OUT standby_horizon_age_seconds double precision, OUT stats_reset timestamp with time zone',
+  'record');
 
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'everest'::regnamespace AND p.proname = s.name),
           1::bigint, format('everest.%s exists, without overloads', s.name))

@@ -23,4 +23,10 @@ is "saving a position no append assigned is EV006 (nothing is assigned without p
 q -d postgres -c "SELECT everest.reset_handler('h', 5)" >/dev/null
 is "handler checkpoints work" "$(q -d postgres -c "SELECT everest.handler_position('h')")" "5"
 is "nothing was written by the refused appends" "$(q -d postgres -c "SELECT count(*) FROM everest.events")" "0"
+# Metrics live in the shared memory of the preloaded library (docs/operations.md)
+is "everest.stats reads, with NULL counters and no holders" \
+  "$(q -d postgres -c "SELECT (appends IS NULL AND reads IS NULL AND stats_reset IS NULL)::text || ' ' || horizon_holders FROM everest.stats")" "true 0"
+is "reset_stats raises 55000" "$(sqlstate_of postgres "SELECT everest.reset_stats()")" "55000"
+hint=$(psql -X -q -d postgres -c "SELECT everest.reset_stats()" 2>&1 | grep HINT)
+is "... with a HINT naming the setting" "$(echo "$hint" | grep -c "shared_preload_libraries")" "1"
 finish

@@ -6,11 +6,11 @@ set -u
 source "$(dirname "$0")/lib.bash"
 DB=ev_privileges
 fresh_db $DB 2>/dev/null
-for r in ev_priv_reader ev_priv_writer ev_priv_subscriber ev_priv_admin ev_priv_none; do
+for r in ev_priv_reader ev_priv_writer ev_priv_subscriber ev_priv_admin ev_priv_monitor ev_priv_none; do
   psql -X -q -d postgres -c "DROP ROLE IF EXISTS $r" -c "CREATE ROLE $r LOGIN" >/dev/null 2>&1
 done
 q -d $DB -c "CREATE EXTENSION everest" >/dev/null
-q -d $DB -v reader=ev_priv_reader -v writer=ev_priv_writer -v subscriber=ev_priv_subscriber -v admin=ev_priv_admin \
+q -d $DB -v reader=ev_priv_reader -v writer=ev_priv_writer -v subscriber=ev_priv_subscriber -v admin=ev_priv_admin -v monitor=ev_priv_monitor \
   -f "$ROOT/examples/sql/grants.sql" >/dev/null || echo "not ok - examples/sql/grants.sql runs"
 q -d $DB -c "SELECT everest.append_events('acct-1', '[{\"type\":\"Opened\"},{\"type\":\"Deposited\"}]')" >/dev/null
 as() { local role=$1; shift; PGUSER=$role sqlstate_of $DB "$@"; }
@@ -46,9 +46,24 @@ for r in ev_priv_reader ev_priv_writer ev_priv_subscriber ev_priv_admin; do
   is "$r: no direct access to everest.events" "$(as $r "SELECT * FROM everest.events")" "42501"
   is "$r: no direct access to everest.handlers" "$(as $r "UPDATE everest.handlers SET position = 0")" "42501"
 done
+# Metrics (README, "Metrics"): the admin and monitor sets read everest.stats, only admin resets
+is "admin: reads everest.stats" "$(as ev_priv_admin "SELECT * FROM everest.stats")" "none"
+is "admin: resets the counters" "$(as ev_priv_admin "SELECT everest.reset_stats()")" "none"
+is "monitor: reads everest.stats" "$(as ev_priv_monitor "SELECT * FROM everest.stats")" "none"
+is "monitor: reads handler_status" "$(as ev_priv_monitor "SELECT * FROM everest.handler_status")" "none"
+is "monitor: cannot reset the counters (42501)" "$(as ev_priv_monitor "SELECT everest.reset_stats()")" "42501"
+is "monitor: cannot append" "$(as ev_priv_monitor "SELECT everest.append_event('acct-1', 'X')")" "42501"
+is "monitor: cannot read events" "$(as ev_priv_monitor "SELECT * FROM everest.read_all_forward()")" "42501"
+for r in ev_priv_reader ev_priv_writer ev_priv_subscriber; do
+  is "$r: cannot reset the counters (42501)" "$(as $r "SELECT everest.reset_stats()")" "42501"
+  is "$r: cannot read everest.stats (42501)" "$(as $r "SELECT * FROM everest.stats")" "42501"
+  is "$r: cannot call stats_counters() (42501)" "$(as $r "SELECT * FROM everest.stats_counters()")" "42501"
+done
+is "a role without a set cannot read everest.stats" "$(as ev_priv_none "SELECT * FROM everest.stats")" "42501"
+is "a role without a set cannot reset the counters" "$(as ev_priv_none "SELECT everest.reset_stats()")" "42501"
 is "a role without a set cannot even see the schema's functions" "$(as ev_priv_none "SELECT everest.safe_position()")" "42501"
 psql -X -q -d postgres -c "DROP DATABASE $DB WITH (FORCE)" >/dev/null
-for r in ev_priv_reader ev_priv_writer ev_priv_subscriber ev_priv_admin ev_priv_none; do
+for r in ev_priv_reader ev_priv_writer ev_priv_subscriber ev_priv_admin ev_priv_monitor ev_priv_none; do
   psql -X -q -d postgres -c "DROP ROLE IF EXISTS $r" >/dev/null 2>&1
 done
 finish

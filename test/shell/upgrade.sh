@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ALTER EXTENSION everest UPDATE from 0.1.0 (sql/everest--0.1.0--0.2.0.sql): every event,
+# ALTER EXTENSION everest UPDATE from 0.1.0 (sql/everest--0.1.0--0.2.0.sql) and from every later
+# version up to the default (0.6.0 adds everest.stats and reset_stats): every event,
 # checkpoint and tombstone survives; the upgraded objects equal a fresh install's; the pgTAP
 # suites pass on the upgraded database; a session that used the store before the upgrade goes on
 # using it after; what users added to everest.events (grants, indexes, publications) is kept.
@@ -77,6 +78,21 @@ is "events has the column order of recorded_event" \
   "$(q -d ev_up_plain -c "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'everest.events'::regclass AND attnum > 0")" \
   "stream,version,position,id,type,data,metadata,created_at"
 
+# --- every other version's full install script, updated, equals a fresh install too ------------
+# (the versions come from sql/, so a new version is covered without touching this suite)
+default_version=$(version_of ev_up_fresh)
+for v in $(cd "$ROOT/sql" && ls everest--*.sql | grep -vE 'everest--[0-9.]+--' | sed -E 's/everest--(.*)\.sql/\1/' | sort -V); do
+  [ "$v" = 0.1.0 ] || [ "$v" = "$default_version" ] && continue
+  fresh_db ev_up_step 2>/dev/null
+  q -d ev_up_step -c "CREATE EXTENSION everest VERSION '$v'" >/dev/null
+  q -d ev_up_step -c "ALTER EXTENSION everest UPDATE" >/dev/null
+  step_schema=$(schema_of ev_up_step)
+  is "$v updated to $default_version equals a fresh install" "$(version_of ev_up_step) $([ "$step_schema" = "$fresh_schema" ] && echo same)" "$default_version same"
+  [ "$step_schema" = "$fresh_schema" ] || diff <(echo "$fresh_schema") <(echo "$step_schema") | sed 's/^/# /'
+done
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ev_up_step" >/dev/null
+is "the chain reaches 0.6.0 (everest.stats) or later" "$(q -d ev_up_plain -c "SELECT to_regclass('everest.stats') IS NOT NULL AND to_regprocedure('everest.reset_stats()') IS NOT NULL")" "t"
+
 # --- a store with data, and things users add --------------------------------------------------
 fresh_db ev_up_data 2>/dev/null
 psql -X -q -d postgres -c "DROP ROLE IF EXISTS ev_up_reader" -c "CREATE ROLE ev_up_reader" >/dev/null 2>&1
@@ -152,6 +168,10 @@ is "... and the upgraded store resizes it into a group that reads on from there"
 is "the upgraded store takes event schemas and enforces them" \
   "$(q -d ev_up_data -c "SELECT everest.set_event_schema('Opened', '{\"type\": \"object\", \"required\": [\"owner\"]}')" >/dev/null; sqlstate_of ev_up_data "SELECT everest.append_event('acct-9', 'Opened', '{}')")" "EV007"
 is "... and reads \$et- streams" "$(q -d ev_up_data -c "SELECT count(*) > 0 FROM everest.read_stream_forward('\$et-Opened')")" "t"
+is "the upgraded store counts appends in everest.stats" \
+  "$(q -d ev_up_data -c "SELECT appends FROM everest.stats" -c "SELECT everest.append_event('acct-stats', 'StatsCheck')" -c "SELECT appends FROM everest.stats" | awk 'NR == 1 { a = $1 } END { print $1 - a }')" "1"
+is "... and nobody but the owner may read or reset them: nothing granted to PUBLIC" \
+  "$(q -d ev_up_data -c "SELECT has_table_privilege('ev_up_reader', 'everest.stats', 'SELECT') OR has_function_privilege('ev_up_reader', 'everest.reset_stats()', 'EXECUTE') OR has_function_privilege('ev_up_reader', 'everest.stats_counters()', 'EXECUTE')")" "f"
 is "the user's index on everest.events is rebuilt" "$(q -d ev_up_data -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_by_type'")" \
   "CREATE INDEX events_by_type ON everest.events USING btree (type)"
 is "the publication still has everest.events" "$(q -d ev_up_data -c "SELECT string_agg(pubname, ',') FROM pg_publication_tables WHERE schemaname = 'everest' AND tablename = 'events'")" "ev_up_pub"
