@@ -26,6 +26,7 @@ PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 libboost-json1.81-dev 
 if [ "$MODE" = test ]; then
   PACKAGES+=(clang libclang-rt-14-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libgtest-dev
              pgbouncer postgresql-15-auto-failover python3-psycopg default-jdk-headless libpostgresql-jdbc-java)
+  PACKAGES+=(debootstrap dpkg-dev debhelper postgresql-server-dev-all fakeroot git)   # test/shell/deb.sh
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

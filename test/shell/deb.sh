@@ -29,7 +29,12 @@ PORT=59432
 SOCK=/tmp/everest-deb-sock
 DATA=/var/tmp/everest-deb-data
 
-if [ "$(id -u)" -ne 0 ]; then echo "not ok - deb.sh runs as root (debootstrap, chroot, mount)"; exit 1; fi
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    exec sudo -n env ROOT="$ROOT" KEEP="${KEEP:-}" bash "$0" "$@"
+  fi
+  echo "not ok - deb.sh runs as root (debootstrap, chroot, mount)"; exit 1
+fi
 for tool in debootstrap dpkg-buildpackage dh pg_buildext fakeroot git; do
   command -v "$tool" >/dev/null || { echo "not ok - $tool is installed on the host"; exit 1; }
 done
@@ -155,6 +160,14 @@ NEW_VER=$(default_version "$NEW_SRC")
 NEW_DEB_VER="$NEW_VER+git$(git -C "$ROOT" rev-parse --short HEAD)"
 { changelog_entry "$NEW_DEB_VER" "Built from the working tree by test/shell/deb.sh."
   cat "$ROOT/debian/changelog"; } >"$NEW_SRC/debian/changelog"
+
+# The version is written in three places; a release changes them together (docs/packaging.md).
+meta() { python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); p=m["provides"]["everest"]
+print(m["version"], p["version"], p["file"])' "$ROOT/META.json" 2>&1; }
+is "META.json's versions and install script are everest.control's default_version" \
+   "$(meta)" "$NEW_VER $NEW_VER sql/everest--$NEW_VER.sql"
+is "debian/changelog's latest entry is everest.control's default_version" \
+   "$(sed -nE '1s/^everest \(([^)]+)\).*/\1/p' "$ROOT/debian/changelog")" "$NEW_VER"
 
 echo "# old: $OLD_COMMIT, extension $OLD_VER; new: extension $NEW_VER, package $NEW_DEB_VER"
 build_deb "$OLD_SRC" "$WORK/old/build.log"
