@@ -7,6 +7,7 @@
 #   make demo          set up everything, start a throwaway cluster, show everest at work
 #   make test          set up everything, start a throwaway cluster, run every suite
 #   make bench         the same set-up, then everest against plain SQL (BENCH_ARGS=--quick)
+#   make deb           the Debian package postgresql-15-everest, into build/ (docs/packaging.md)
 
 EXTENSION = everest
 MODULE_big = everest
@@ -56,6 +57,10 @@ $(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cp
 .PHONY: tools
 tools:
 	./tools/everest-tail/build.sh
+
+.PHONY: deb
+deb:
+	./tools/build-deb.sh
 
 .PHONY: unit demo test bench
 bench:

@@ -27,6 +27,7 @@ if [ "$MODE" = test ]; then
   PACKAGES+=(clang libclang-rt-14-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libgtest-dev
              pgbouncer postgresql-15-auto-failover python3-psycopg default-jdk-headless libpostgresql-jdbc-java)
   PACKAGES+=(prometheus-postgres-exporter curl)   # test/shell/exporter.sh
+  PACKAGES+=(debootstrap dpkg-dev debhelper postgresql-server-dev-all fakeroot git)   # test/shell/deb.sh
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do
