@@ -19,8 +19,10 @@ ReadWindow read_window(bool forward, std::int64_t from, std::int64_t upto) {
 NotifierStep notifier_step(const NotifierFacts& f) {
   NotifierStep s;
   s.worked = f.moved || f.woken;
-  if (!s.worked && !(f.holders_seen && f.idle_timeout_enforced))
-    s.leave = f.ms_since_work >= kNotifierIdleMs;  // the next append starts a notifier again
+  // Idle, and nobody holds positions in flight: leave; the next append starts a notifier again.
+  // While someone holds them, stay: their commit, however late, must be published (for standbys
+  // and mirrors) and announced, and the transaction that drew them counted on this notifier.
+  if (!s.worked && !f.holders_seen) s.leave = f.ms_since_work >= kNotifierIdleMs;
   // Coalesce: commits that arrive during the pause after a move are announced together.
   if (f.moved && f.min_interval_ms > 0) s.pause_ms = f.min_interval_ms;
   return s;

@@ -34,6 +34,16 @@ never_unsafe=1
 for p in $(payloads /tmp/everest-notify.$$); do [ "$p" -lt "$((later - 1))" ] || [ "$p" -eq "$later" ] || never_unsafe=0; done
 is "no notification announced a position while an earlier one was in flight" "$never_unsafe" "1"
 
+# A holder that outlasts the notifier's idle time (2 s): the notifier stays while positions are in
+# flight, and announces the commit without any later append (it used to leave, and the commit
+# waited for the next append to be announced, or published for standbys).
+listen ev_notify 5.5 /tmp/everest-notify.$$
+late=$(psql -X -q -t -A -d ev_notify -c "BEGIN" -c "SELECT first_position FROM everest.append_event('n-late', 'held')" \
+  -c "SELECT pg_sleep(3.5)" -c "COMMIT" 2>/dev/null | head -1)
+wait
+is "a commit held past the notifier's idle time is announced with no later append" \
+  "$(payloads /tmp/everest-notify.$$ | tail -1)" "$late"
+
 # A burst is coalesced. The listener polls in short steps until it has heard the final position.
 steps=(); for _ in $(seq 1 100); do steps+=(-c "SELECT pg_sleep(0.2)"); done
 psql -X -d ev_notify -c "LISTEN everest" "${steps[@]}" >/tmp/everest-notify.$$ 2>&1 &

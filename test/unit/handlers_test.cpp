@@ -190,11 +190,14 @@ TEST(NotifierStep, CoalescesAndLeavesWhenIdle) {
   EXPECT_FALSE(everest::notifier_step(f).leave);
   f.ms_since_work = everest::kNotifierIdleMs;
   EXPECT_TRUE(everest::notifier_step(f).leave);
-  // sessions hold the horizon and everest.horizon_idle_timeout is on: stay to enforce it
+  // sessions hold the horizon: stay to publish their commit, however late (and to enforce
+  // everest.horizon_idle_timeout when it is on)
   f.holders_seen = true;
   f.idle_timeout_enforced = true;
   EXPECT_FALSE(everest::notifier_step(f).leave);
   f.idle_timeout_enforced = false;
+  EXPECT_FALSE(everest::notifier_step(f).leave);
+  f.holders_seen = false;
   EXPECT_TRUE(everest::notifier_step(f).leave);
 }
 
