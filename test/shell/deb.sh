@@ -143,6 +143,12 @@ build_deb() {  # build_deb SRC LOG: dpkg-buildpackage in SRC; the .deb lands in 
 # The old release: its tree, the current debian/ directory, a changelog of its own version.
 OLD_SRC=$WORK/old/src
 mkdir -p "$OLD_SRC"
+# A shallow clone may lack it: deepen from its origin once, else say so (a failure, not a skip).
+if ! git -C "$ROOT" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null; then
+  git -C "$ROOT" fetch -q --unshallow 2>/dev/null || git -C "$ROOT" fetch -q origin 2>/dev/null
+fi
+git -C "$ROOT" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null ||
+  echo "not ok - the previous release's commit $OLD_COMMIT is in this clone (a shallow clone needs: git fetch --unshallow)"
 git -C "$ROOT" archive "$OLD_COMMIT" | tar -x -C "$OLD_SRC"
 OLD_VER=$(default_version "$OLD_SRC")
 cp -a "$ROOT/debian" "$OLD_SRC/"
