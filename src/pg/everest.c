@@ -66,4 +66,8 @@ _PG_init(void)
 	ev_horizon_init();
 	/* The notifiers publish the horizon and are woken when it may have moved. */
 	ev_horizon_set_listeners(ev_notify_ensure_notifier, ev_notify_wake, ev_notify_announced);
+#ifndef EV_NO_STATS
+	/* everest.stats counts the EV00x errors where they are raised */
+	ev_report_set_error_listener(ev_stats_error);
+#endif
 }

@@ -71,6 +71,7 @@ extern const EvCatalog *ev_catalog(void);
 
 /* report.c */
 extern void ev_raise(const ev_error *err) pg_attribute_noreturn();
+extern void ev_report_set_error_listener(void (*listener) (const char *sqlstate));
 extern void ev_check(bool ok, const ev_error *err);
 extern void ev_init_srf(FunctionCallInfo fcinfo);
 extern char *ev_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, size_t *len);
