@@ -12,6 +12,7 @@
 #include "everest_pg.h"
 
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -59,7 +60,54 @@ ev_fresh_builder(void)
 	return ev_builder;
 }
 
-/* Feeds a jsonb value into the core's builder, token by token. */
+/*
+ * The core reads UTF-8 (JSON Schema's strings are Unicode: minLength counts code points, RE2
+ * matches them). A database in another encoding converts keys and strings on the way in, and
+ * the core's messages, which quote them, on the way out (docs/schemas.md). SQL_ASCII declares no
+ * encoding: its bytes go as they are.
+ */
+static bool
+ev_converts(void)
+{
+	int			enc = GetDatabaseEncoding();
+
+	return enc != PG_UTF8 && enc != PG_SQL_ASCII;
+}
+
+static const char *
+ev_to_utf8(const char *s, int len, int *out_len)
+{
+	char	   *c;
+
+	*out_len = len;
+	if (!ev_converts())
+		return s;
+	c = pg_server_to_any(s, len, PG_UTF8);
+	if (c != s)
+		*out_len = strlen(c);
+	return c;
+}
+
+static void
+ev_check_from_utf8(bool ok, ev_error *err)
+{
+	if (!ok && ev_converts())
+	{
+		char	   *fields[] = {err->message, err->detail, err->hint};
+		size_t		sizes[] = {sizeof(err->message), sizeof(err->detail), sizeof(err->hint)};
+
+		for (int i = 0; i < 3; i++)
+		{
+			char	   *c = pg_any_to_server(fields[i], strlen(fields[i]), PG_UTF8);
+
+			if (c != fields[i])
+				strlcpy(fields[i], c, sizes[i]);
+		}
+	}
+	ev_check(ok, err);
+}
+
+/* Feeds a jsonb value into the core's builder, token by token (keys and strings in UTF-8). */
 static void
 ev_jsonb_to_builder(Jsonb *jb, ev_json_builder *b)
 {
@@ -90,8 +138,13 @@ ev_jsonb_to_builder(Jsonb *jb, ev_json_builder *b)
 					ok = ev_json_builder_end_array(b, &err);
 				break;
 			case WJB_KEY:
-				ok = ev_json_builder_key(b, v.val.string.val, v.val.string.len, &err);
-				break;
+				{
+					int			len;
+					const char *key = ev_to_utf8(v.val.string.val, v.val.string.len, &len);
+
+					ok = ev_json_builder_key(b, key, len, &err);
+					break;
+				}
 			case WJB_VALUE:
 			case WJB_ELEM:
 				switch (v.type)
@@ -103,8 +156,13 @@ ev_jsonb_to_builder(Jsonb *jb, ev_json_builder *b)
 						ok = ev_json_builder_boolean(b, v.val.boolean, &err);
 						break;
 					case jbvString:
-						ok = ev_json_builder_string(b, v.val.string.val, v.val.string.len, &err);
-						break;
+						{
+							int			len;
+							const char *str = ev_to_utf8(v.val.string.val, v.val.string.len, &len);
+
+							ok = ev_json_builder_string(b, str, len, &err);
+							break;
+						}
 					case jbvNumeric:
 						{
 							char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
@@ -149,7 +207,7 @@ ev_compile_jsonb(Jsonb *schema)
 	ev_error	err;
 
 	ev_jsonb_to_builder(schema, b);
-	ev_check(ev_schema_compile(b, &compiled, &err), &err);
+	ev_check_from_utf8(ev_schema_compile(b, &compiled, &err), &err);
 	return compiled;
 }
 
@@ -248,7 +306,16 @@ ev_check_event_schemas(ev_batch *batch, const Datum *data, size_t n)
 			continue;
 		b = ev_fresh_builder();
 		ev_jsonb_to_builder(DatumGetJsonbP(data[i]), b);
-		ev_check(ev_schema_validate(e->schema, b, type, type_len, i, &err), &err);
+		if (!ev_schema_validate(e->schema, b, type, type_len, i, &err))
+		{
+			int			len;
+			const char *utf8_type = ev_to_utf8(type, (int) type_len, &len);
+
+			/* again, to quote the type in UTF-8 like the rest (a failure is rare: no hot path) */
+			if (utf8_type != type)
+				(void) ev_schema_validate(e->schema, b, utf8_type, len, i, &err);
+			ev_check_from_utf8(false, &err);
+		}
 	}
 }
 
