@@ -265,6 +265,9 @@ typedef struct ev_schema ev_schema;
  * On success *out is a new schema (the builder may be reset or freed); on failure NULL. */
 bool		ev_schema_compile(const ev_json_builder *schema, ev_schema **out, ev_error *err) EV_NOEXCEPT;
 void		ev_schema_free(ev_schema *schema) EV_NOEXCEPT;
+/* A stored schema that does not compile here (restored, or set by an older version): 55000 naming
+ * the type, with why. Always false. */
+bool		ev_schema_unusable(const char *type, size_t type_len, const char *why, ev_error *err) EV_NOEXCEPT;
 /* Validates the value in `data` (complete, else XX000): true when it satisfies the schema;
  * otherwise false with EV007 naming event `event_index`, the type, the JSON pointer of the first
  * violation and the rule (message), and the pointer and keyword apart (detail). */

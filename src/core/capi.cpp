@@ -424,6 +424,17 @@ bool ev_schema_compile(const ev_json_builder* schema, ev_schema** out, ev_error*
 
 void ev_schema_free(ev_schema* s) noexcept { delete s; }
 
+bool ev_schema_unusable(const char* type, size_t type_len, const char* why, ev_error* err) noexcept {
+  return guarded(err, [&] {
+    throw Error(sqlstate::object_not_in_prerequisite_state,
+                "the stored schema of event type \"" + std::string(type, type_len) + "\" does not compile: " +
+                    (why ? why : ""),
+                "",
+                "Appends of this type fail until everest.set_event_schema sets a schema the store accepts, or "
+                "everest.drop_event_schema removes it; other types are not affected.");
+  });
+}
+
 bool ev_schema_validate(const ev_schema* s, const ev_json_builder* data, const char* type, size_t type_len,
                         size_t event_index, ev_error* err) noexcept {
   return guarded(err, [&] {

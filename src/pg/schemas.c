@@ -27,6 +27,7 @@ typedef struct EvSchemaEntry
 {
 	char		type[EV_TYPE_KEY_BYTES];	/* the hash key */
 	ev_schema  *schema;
+	char	   *unusable;		/* why a stored schema does not compile here (UTF-8), or NULL */
 } EvSchemaEntry;
 
 static HTAB *ev_schema_cache = NULL;
@@ -193,7 +194,11 @@ ev_schemas_clear(void)
 		return;
 	hash_seq_init(&seq, ev_schema_cache);
 	while ((e = hash_seq_search(&seq)) != NULL)
+	{
 		ev_schema_free(e->schema);
+		if (e->unusable)
+			pfree(e->unusable);
+	}
 	hash_destroy(ev_schema_cache);
 	ev_schema_cache = NULL;
 }
@@ -257,7 +262,23 @@ ev_schemas(void)
 				continue;		/* cannot be stored: set_event_schema bounds types */
 			e = hash_search(ev_schema_cache, type, HASH_ENTER, NULL);
 			e->schema = NULL;
-			e->schema = ev_compile_jsonb(schema);
+			e->unusable = NULL;
+
+			/*
+			 * One that does not compile here (restored from a dump, or set under rules this
+			 * version narrowed) stops the appends of its type only, naming it.
+			 */
+			{
+				ev_json_builder *b = ev_fresh_builder();
+				ev_error	err;
+
+				ev_jsonb_to_builder(schema, b);
+				if (!ev_schema_compile(b, &e->schema, &err))
+				{
+					e->schema = NULL;
+					e->unusable = MemoryContextStrdup(TopMemoryContext, err.message);
+				}
+			}
 		}
 	}
 	PG_CATCH();
@@ -302,6 +323,13 @@ ev_check_event_schemas(ev_batch *batch, const Datum *data, size_t n)
 		memcpy(key, type, type_len);
 		key[type_len] = '\0';
 		e = hash_search(cache, key, HASH_FIND, NULL);
+		if (e != NULL && e->unusable != NULL)
+		{
+			int			len;
+			const char *utf8_type = ev_to_utf8(type, (int) type_len, &len);
+
+			ev_check_from_utf8(ev_schema_unusable(utf8_type, len, e->unusable, &err), &err);
+		}
 		if (e == NULL || e->schema == NULL)
 			continue;
 		b = ev_fresh_builder();

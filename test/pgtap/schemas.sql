@@ -2,7 +2,7 @@
 -- drop_event_schema, event_schemas, EV007 on append. The other session's view of a change is in
 -- test/isolation/specs/schema_change.spec; dumps and upgrades in the shell suites.
 BEGIN;
-SELECT plan(24);
+SELECT plan(29);
 SELECT 'tapschema' || substr(md5(random()::text || clock_timestamp()::text), 1, 10) AS t \gset
 SELECT set_config('tap.t', :'t', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.t(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS $f$ SELECT current_setting('tap.t') || suffix $f$;
@@ -67,6 +67,24 @@ SELECT is((SELECT count(*) FROM everest.event_schemas WHERE type = pg_temp.t('Ba
 SELECT is(everest.drop_event_schema(pg_temp.t('Deposited')), true, 'drop_event_schema: true when there was one');
 SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 0}')$$, pg_temp.t('-1'), pg_temp.t('Deposited')),
                 '... and the next append of the type is not checked');
+
+-- a stored schema that does not compile here (restored from a dump of another build, or stored
+-- under rules a later version narrowed): appends of that type fail with 55000 naming it, others
+-- go on; dropping it (or setting a good one) ends that.
+INSERT INTO everest.schemas (type, schema) VALUES (pg_temp.t('Restored'), '{"type": "string", "pattern": "(a"}');
+-- (a backend loads the stored schemas when it first needs them and again after a change by
+-- set_event_schema; a plain INSERT, as by a restore, is seen at the next such load)
+SELECT everest.set_event_schema(pg_temp.t('Other2'), '{}');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '"a"')$$, pg_temp.t('-1'), pg_temp.t('Restored')),
+                 '55000', NULL, 'an append of a type whose stored schema does not compile here is 55000');
+SELECT throws_like(format($$SELECT everest.append_event(%L, %L, '"a"')$$, pg_temp.t('-1'), pg_temp.t('Restored')),
+                   format('%%stored schema of event type "%s" does not compile%%missing )%%', pg_temp.t('Restored')),
+                   '... naming the type and why');
+SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 1}')$$, pg_temp.t('-1'), pg_temp.t('Other')),
+                '... while other types append as before');
+SELECT is(everest.drop_event_schema(pg_temp.t('Restored')), true, 'drop_event_schema removes it');
+SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '"a"')$$, pg_temp.t('-1'), pg_temp.t('Restored')),
+                '... and its type appends again');
 
 SELECT * FROM finish();
 ROLLBACK;
