@@ -8,6 +8,8 @@
 # A and B are git revisions, optionally with make variables after a '+':
 #   bench/compare-builds.sh 4599a1e e37ae08               # the schema change against its parent
 #   bench/compare-builds.sh HEAD HEAD+EV_NO_STATS=1        # counters against no counters
+# A build is kept in $COMPARE_WORK (default /var/tmp/everest-compare) and reused while its
+# revision and variables are the same; BUILD_ONLY=1 only builds.
 # Each is built in a worktree of its own and installed into a private copy of PostgreSQL 15
 # (PostgreSQL finds its lib and share directories relative to its binaries, so the host's
 # install is untouched), and gets a throwaway cluster of its own, configured like the test one.
@@ -35,9 +37,14 @@ PG_LIB=$(pg_config --pkglibdir)    # /usr/lib/postgresql/15/lib
 PG_SHARE=$(pg_config --sharedir)   # /usr/share/postgresql/15
 
 # build SPEC NAME: a private PostgreSQL root in $WORK/NAME/root with SPEC's everest installed
-build() {
-  local rev=${1%%+*} vars= dir=$WORK/$2
+build() {  # build SPEC: sets BUILT to its folder, $WORK/<revision and variables>
+  local rev=${1%%+*} vars= dir label
   [[ $1 == *+* ]] && vars=${1#*+}
+  label="$(git rev-parse --short "$rev" 2>/dev/null)${vars:+ $vars}"
+  dir=$WORK/build-$(echo "$label" | tr -c 'A-Za-z0-9_.\n' '_')
+  BUILT=$dir
+  # the same build as last time (in the same slot): kept
+  [ "$(cat "$dir/label" 2>/dev/null)" = "$label" ] && [ -x "$dir/root$(dirname "$PG_LIB")/bin/postgres" ] && return 0
   rm -rf "$dir"; mkdir -p "$dir/root"
   git worktree add -f --detach "$dir/src" "$rev" >/dev/null 2>&1 || { echo "no revision $rev" >&2; return 1; }
   mkdir -p "$dir/root$(dirname "$(dirname "$PG_LIB")")" "$dir/root$(dirname "$PG_SHARE")"
@@ -47,17 +54,21 @@ build() {
   (cd "$dir/src" && make -s -j2 $vars >/dev/null 2>&1 && make -s install DESTDIR="$dir/root" $vars >/dev/null 2>&1) ||
     { echo "building $1 failed" >&2; return 1; }
   git worktree remove --force "$dir/src" >/dev/null 2>&1
-  echo "$(git rev-parse --short "$rev")${vars:+ $vars}" >"$dir/label"
+  echo "$label" >"$dir/label"
 }
-build "$1" a || exit 1
-build "$2" b || exit 1
+build "$1" || exit 1
+A_DIR=$BUILT
+build "$2" || exit 1
+B_DIR=$BUILT
+[ -n "${BUILD_ONLY:-}" ] && exit 0
 
 export CLUSTER_BASE=$WORK/clusters CLUSTER_FIRST_PORT=${COMPARE_FIRST_PORT:-56732}
 rm -rf "$CLUSTER_BASE"; mkdir -p "$CLUSTER_BASE"
 source "$ROOT/test/cluster.sh"
 trap 'cluster_stop_all' EXIT
 for c in a b; do
-  PG_BIN=$WORK/$c/root$(dirname "$PG_LIB")/bin cluster_start "$c" "shared_preload_libraries = 'everest'" || exit 1
+  if [ $c = a ]; then dir=$A_DIR; else dir=$B_DIR; fi
+  PG_BIN=$dir/root$(dirname "$PG_LIB")/bin cluster_start "$c" "shared_preload_libraries = 'everest'" || exit 1
   psql -X -q -h "$(cluster_dir $c)" -p "$(cluster_port $c)" -d postgres -c "CREATE DATABASE bench" || exit 1
   psql -X -q -h "$(cluster_dir $c)" -p "$(cluster_port $c)" -d bench -c "CREATE EXTENSION everest" || exit 1
 done
@@ -77,7 +88,7 @@ run() {  # run CLUSTER CLIENTS: "tps server-CPU-microseconds-per-transaction"
     END {printf "%s %.1f\n", t, (n > 0 && c1 > c0) ? (c1 - c0) * 1e6 / hz / n : 0}' <<<"$out"
 }
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-echo "A: $(cat "$WORK/a/label")   B: $(cat "$WORK/b/label")   workload $WORKLOAD, $PAIRS pairs of ${SECONDS_EACH}s"
+echo "A: $(cat "$A_DIR/label")   B: $(cat "$B_DIR/label")   workload $WORKLOAD, $PAIRS pairs of ${SECONDS_EACH}s"
 printf '%-8s %10s %10s %8s %10s %10s %8s\n' clients "tps A" "tps B" "A/B" "cpu-us A" "cpu-us B" "cpu B/A"
 for n in $CLIENTS; do
   run a "$n" >/dev/null; run b "$n" >/dev/null   # warm both
