@@ -6,6 +6,7 @@
 #   make unit          C++ core unit tests (GoogleTest), no server needed
 #   make demo          set up everything, start a throwaway cluster, show everest at work
 #   make test          set up everything, start a throwaway cluster, run every suite
+#   make test-pg17     the same suite on PostgreSQL 17, in a Debian 13 chroot (root; slow)
 #   make bench         the same set-up, then everest against plain SQL (BENCH_ARGS=--quick)
 
 EXTENSION = everest
@@ -51,7 +52,7 @@ $(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cp
 tools:
 	./tools/everest-tail/build.sh
 
-.PHONY: unit demo test bench
+.PHONY: unit demo test test-pg17 bench
 bench:
 	./test/run.sh bench $(BENCH_ARGS)
 
@@ -63,6 +64,9 @@ demo:
 
 test:
 	./test/run.sh test
+
+test-pg17:
+	./test/pg17.sh
 
 # The two halves of installcheck, so that test/run.sh can count each.
 .PHONY: installcheck-regress-only installcheck-isolation-only
