@@ -45,7 +45,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Header dependencies (PGXS tracks none without --enable-depend).
-$(PG_OBJS): src/pg/everest_pg.h include/everest/capi.h
+$(PG_OBJS): src/pg/everest_pg.h src/pg/compat.h include/everest/capi.h
 $(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cpp_only.hpp include/everest/schema.hpp
 
 .PHONY: tools
