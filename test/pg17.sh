@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole suite against PostgreSQL 17 on Debian 13 (trixie), in a chroot (make test-pg17).
 #
-#   test/pg17.sh     needs root (re-runs itself with sudo otherwise) and deb.debian.org
+#   test/pg17.sh              needs root (re-runs itself with sudo otherwise) and deb.debian.org
+#   test/pg17.sh COMMAND...   the same root, mounts and copy, but runs COMMAND in the copy instead
+#                             (e.g. test/pg17.sh bash -c 'make && make install' to iterate)
 #
 # The first run makes a minimal trixie root with debootstrap and keeps it in
 # /var/cache/everest-trixie (EVEREST_TRIXIE_CACHE), so later runs reuse it and the packages
 # test/run.sh installed there. Each run copies the files git knows of (tracked, and untracked
 # ones that are not ignored: no build products) into the root, mounts /proc, /sys, a small /dev
-# and /dev/shm, and runs `PG_MAJOR=17 ./test/run.sh test` inside as root, its clusters from port
+# with its own /dev/pts, and /dev/shm, and runs `PG_MAJOR=17 ./test/run.sh test` inside as root, its clusters from port
 # 58432 on so that they never meet the host's. Whatever happens, every process left in the root
 # is stopped and every mount is undone on the way out. The last line is run.sh's
 # "N passed, N failed", and the exit status is run.sh's.
@@ -101,6 +103,9 @@ ln -s /proc/self/fd "$ROOTFS/dev/fd"
 ln -s /proc/self/fd/0 "$ROOTFS/dev/stdin"
 ln -s /proc/self/fd/1 "$ROOTFS/dev/stdout"
 ln -s /proc/self/fd/2 "$ROOTFS/dev/stderr"
+# a private pseudo-terminal instance (apt and dpkg want one for their logs)
+mount_in /dev/pts -t devpts -o newinstance,ptmxmode=0666,mode=0620 everest-pts
+ln -s pts/ptmx "$ROOTFS/dev/ptmx"
 # PostgreSQL's dynamic shared memory (posix) lives in /dev/shm
 mount_in /dev/shm -t tmpfs -o mode=1777,size=512m everest-shm
 
@@ -114,7 +119,8 @@ git -C "$SRC" ls-files -z --cached --others --exclude-standard |
   while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
   tar -C "$SRC" --null -T - -cf - | tar -C "$ROOTFS/work/everest" -xf - || exit 1
 
-log "PG_MAJOR=17 ./test/run.sh test in Debian $(cat "$ROOTFS/etc/debian_version")"
-chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  HOME=/root LANG=C.UTF-8 TERM=dumb PG_MAJOR=17 CLUSTER_FIRST_PORT="$PORT" \
-  /bin/bash -c 'cd /work/everest && ./test/run.sh test'
+if [ $# -eq 0 ]; then set -- ./test/run.sh test; fi
+log "PG_MAJOR=17 $* in Debian $(cat "$ROOTFS/etc/debian_version")"
+chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  HOME=/root LANG=C.UTF-8 TERM=dumb PG_MAJOR=17 PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config \
+  CLUSTER_FIRST_PORT="$PORT" /bin/sh -c 'cd /work/everest && exec "$@"' sh "$@"
