@@ -55,6 +55,15 @@ mkdir -p "$ROOTFS/etc/postgresql-common/createcluster.d"
 echo 'create_main_cluster = false' >"$ROOTFS/etc/postgresql-common/createcluster.d/everest.conf"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf" 2>/dev/null
 cp /etc/hosts "$ROOTFS/etc/hosts"
+# A host whose HTTPS goes through a proxy with its own certificate authority tells Node.js so with
+# NODE_EXTRA_CA_CERTS; the chroot gets the same file, or npm install (clients.sh) cannot reach
+# the registry.
+NODE_CA=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+  mkdir -p "$ROOTFS/etc/ssl"
+  cp "$NODE_EXTRA_CA_CERTS" "$ROOTFS/etc/ssl/everest-host-extra-ca.crt"
+  NODE_CA=(NODE_EXTRA_CA_CERTS=/etc/ssl/everest-host-extra-ca.crt)
+fi
 
 # --------------------------------------------------------------------------------------------
 # Mounts, and their undoing
@@ -123,4 +132,4 @@ if [ $# -eq 0 ]; then set -- ./test/run.sh test; fi
 log "PG_MAJOR=17 $* in Debian $(cat "$ROOTFS/etc/debian_version")"
 chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 TERM=dumb PG_MAJOR=17 PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config \
-  CLUSTER_FIRST_PORT="$PORT" /bin/sh -c 'cd /work/everest && exec "$@"' sh "$@"
+  CLUSTER_FIRST_PORT="$PORT" "${NODE_CA[@]}" /bin/sh -c 'cd /work/everest && exec "$@"' sh "$@"
