@@ -132,4 +132,7 @@ if [ $# -eq 0 ]; then set -- ./test/run.sh test; fi
 log "PG_MAJOR=17 $* in Debian $(cat "$ROOTFS/etc/debian_version")"
 chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 TERM=dumb PG_MAJOR=17 PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config \
-  CLUSTER_FIRST_PORT="$PORT" "${NODE_CA[@]}" /bin/sh -c 'cd /work/everest && exec "$@"' sh "$@"
+  CLUSTER_FIRST_PORT="$PORT" "${NODE_CA[@]}" /bin/sh -c 'cd /work/everest && exec "$@"' sh "$@" <&0 &
+# waited for in the background, so that a TERM to this script (timeout, kill) runs the clean-up
+# at once instead of after the suite
+wait $!
