@@ -23,9 +23,8 @@ SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 # The PostgreSQL major to build and test against (PG_MAJOR=17 ./test/run.sh test on Debian 13;
 # test/pg17.sh does that in a chroot). Boost.JSON and clang's runtime differ by Debian release.
-PG_MAJOR=${PG_MAJOR:-15}
-. /etc/os-release
-case "${VERSION_CODENAME:-}" in
+export PG_MAJOR=${PG_MAJOR:-15}
+case "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" in
   trixie) BOOST_JSON=libboost-json1.83-dev CLANG_RT=libclang-rt-19-dev ;;
   *)      BOOST_JSON=libboost-json1.81-dev CLANG_RT=libclang-rt-14-dev ;;
 esac
