@@ -6,6 +6,7 @@
 #   make unit          C++ core unit tests (GoogleTest), no server needed
 #   make demo          set up everything, start a throwaway cluster, show everest at work
 #   make test          set up everything, start a throwaway cluster, run every suite
+#   make test-pg17     the same suite on PostgreSQL 17, in a Debian 13 chroot (root; slow)
 #   make bench         the same set-up, then everest against plain SQL (BENCH_ARGS=--quick)
 #   make deb           the Debian package postgresql-15-everest, into build/ (docs/packaging.md)
 
@@ -51,7 +52,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Header dependencies (PGXS tracks none without --enable-depend).
-$(PG_OBJS): src/pg/everest_pg.h include/everest/capi.h
+$(PG_OBJS): src/pg/everest_pg.h src/pg/compat.h include/everest/capi.h
 $(CORE_OBJS): include/everest/core.hpp include/everest/capi.h include/everest/cpp_only.hpp include/everest/schema.hpp
 
 .PHONY: tools
@@ -62,7 +63,7 @@ tools:
 deb:
 	./tools/build-deb.sh
 
-.PHONY: unit demo test bench
+.PHONY: unit demo test test-pg17 bench
 bench:
 	./test/run.sh bench $(BENCH_ARGS)
 
@@ -74,6 +75,9 @@ demo:
 
 test:
 	./test/run.sh test
+
+test-pg17:
+	./test/pg17.sh
 
 # The two halves of installcheck, so that test/run.sh can count each.
 .PHONY: installcheck-regress-only installcheck-isolation-only

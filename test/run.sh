@@ -21,11 +21,18 @@ log() { printf '\n=== %s\n' "$*"; }
 # --------------------------------------------------------------------------------------------
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+# The PostgreSQL major to build and test against (PG_MAJOR=17 ./test/run.sh test on Debian 13;
+# test/pg17.sh does that in a chroot). Boost.JSON and clang's runtime differ by Debian release.
+export PG_MAJOR=${PG_MAJOR:-15}
+case "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" in
+  trixie) BOOST_JSON=libboost-json1.83-dev CLANG_RT=libclang-rt-19-dev ;;
+  *)      BOOST_JSON=libboost-json1.81-dev CLANG_RT=libclang-rt-14-dev ;;
+esac
 # Building, the demo and the bench need these; the suites need more (below).
-PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 libboost-json1.81-dev libre2-dev libpq-dev)
+PACKAGES=(make g++ "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "$BOOST_JSON" libre2-dev libpq-dev)
 if [ "$MODE" = test ]; then
-  PACKAGES+=(clang libclang-rt-14-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libgtest-dev
-             pgbouncer postgresql-15-auto-failover python3-psycopg default-jdk-headless libpostgresql-jdbc-java)
+  PACKAGES+=(clang "$CLANG_RT" "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl libgtest-dev
+             pgbouncer "postgresql-$PG_MAJOR-auto-failover" python3-psycopg default-jdk-headless libpostgresql-jdbc-java)
   PACKAGES+=(prometheus-postgres-exporter curl)   # test/shell/exporter.sh
   PACKAGES+=(debootstrap dpkg-dev debhelper postgresql-server-dev-all fakeroot git)   # test/shell/deb.sh
 fi
@@ -38,7 +45,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || exit 1
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null || exit 1
 fi
-PG_BIN=$(pg_config --bindir)
+# Debian's /usr/bin/pg_config answers for the highest major installed: use this major's own.
+export PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+PG_BIN=$($PG_CONFIG --bindir)
 export PATH="$PG_BIN:$PATH"
 
 # --------------------------------------------------------------------------------------------
@@ -46,7 +55,7 @@ export PATH="$PG_BIN:$PATH"
 # --------------------------------------------------------------------------------------------
 log "building everest"
 make -s -j2 >/dev/null || { make; exit 1; }
-$SUDO make -s install >/dev/null || exit 1
+$SUDO make -s install PG_CONFIG="$PG_CONFIG" >/dev/null || exit 1
 log "building everest-tail"
 ./tools/everest-tail/build.sh >/tmp/everest-tail-build.log 2>&1 || { cat /tmp/everest-tail-build.log; exit 1; }
 

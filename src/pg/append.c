@@ -9,6 +9,7 @@
  *   4. the expected version is checked (EV001), positions are drawn (horizon.c), rows inserted.
  */
 #include "everest_pg.h"
+#include "compat.h"
 
 #include "access/table.h"
 #include "access/tableam.h"
@@ -158,7 +159,7 @@ ev_insert_events(const char *stream, size_t len, ev_batch *batch, const EvPayloa
 			ExecStoreVirtualTuple(slot);
 
 			table_tuple_insert(rel, slot, cid, 0, NULL);
-			(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			(void) ev_insert_index_tuples(rri, slot, estate);
 			ResetPerTupleExprContext(estate);
 		}
 	}

@@ -26,6 +26,7 @@
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"		/* ACL_NUM and ACL_DAT need it; 17's acl.h no longer includes it */
 #include "utils/syscache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"

@@ -3,6 +3,7 @@
  * transaction, EV004 when a position does not move forward, and a session lease per handler.
  */
 #include "everest_pg.h"
+#include "compat.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -734,7 +735,7 @@ static int
 ev_session_lease_find(const LOCKTAG *tag)
 {
 	for (int i = ev_n_session_leases - 1; i >= 0; i--)
-		if (!LockHeldByMe(&ev_session_leases[i].tag, ExclusiveLock))
+		if (!ev_lock_held_by_me(&ev_session_leases[i].tag, ExclusiveLock))
 			ev_session_lease_forget(i);
 	for (int i = 0; i < ev_n_session_leases; i++)
 		if (memcmp(&ev_session_leases[i].tag, tag, sizeof(LOCKTAG)) == 0)

@@ -29,7 +29,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "storage/backendid.h"
+#include "compat.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "utils/wait_event.h"
@@ -162,18 +162,22 @@ ev_horizon_shmem_startup(void)
 static EvSlot *
 ev_my_slot(void)
 {
-	if (MyBackendId == InvalidBackendId || MyBackendId >= ev_shared->nslots)
+	int			me = ev_my_backend_number();
+
+	if (me < 0 || me >= ev_shared->nslots)
 		elog(ERROR, "everest: no horizon slot for this process");
-	return &ev_shared->slots[MyBackendId];
+	return &ev_shared->slots[me];
 }
 
 /* Publishes the tracker's lowest position; raising or clearing it never needs the lock. */
 static void
 ev_publish_lowest(void)
 {
-	if (ev_shared == NULL || MyBackendId == InvalidBackendId || ev_tracker == NULL)
+	int			me = ev_my_backend_number();
+
+	if (ev_shared == NULL || me < 0 || ev_tracker == NULL)
 		return;
-	pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest,
+	pg_atomic_write_u64(&ev_shared->slots[me].lowest,
 						(uint64) ev_in_flight_lowest(ev_tracker));
 }
 
@@ -185,8 +189,8 @@ ev_publish_lowest(void)
 static void
 ev_end_of_transaction(bool no_notifier)
 {
-	EvSlot	   *slot = ev_shared != NULL && MyBackendId != InvalidBackendId &&
-		MyBackendId < ev_shared->nslots ? &ev_shared->slots[MyBackendId] : NULL;
+	int			me = ev_my_backend_number();
+	EvSlot	   *slot = ev_shared != NULL && me >= 0 && me < ev_shared->nslots ? &ev_shared->slots[me] : NULL;
 
 	if ((slot == NULL || pg_atomic_read_u64(&slot->lowest) == 0) &&
 		(ev_tracker == NULL || ev_in_flight_lowest(ev_tracker) == 0))
@@ -293,9 +297,11 @@ ev_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static void
 ev_on_exit(int code, Datum arg)
 {
-	if (ev_shared != NULL && MyBackendId != InvalidBackendId)
+	int			me = ev_my_backend_number();
+
+	if (ev_shared != NULL && me >= 0)
 	{
-		pg_atomic_write_u64(&ev_shared->slots[MyBackendId].lowest, 0);
+		pg_atomic_write_u64(&ev_shared->slots[me].lowest, 0);
 		ConditionVariableBroadcast(&ev_shared->moved);
 	}
 }
@@ -470,7 +476,7 @@ ev_safe_position_at_own_commit(void)
 		EvSlot	   *slot = &ev_shared->slots[i];
 		int64		low = (int64) pg_atomic_read_u64(&slot->lowest);
 
-		if (i != MyBackendId && low != 0 && slot->dbid == MyDatabaseId && (lowest == 0 || low < lowest))
+		if (i != ev_my_backend_number() && low != 0 && slot->dbid == MyDatabaseId && (lowest == 0 || low < lowest))
 			lowest = low;
 	}
 	safe = lowest != 0 ? lowest - 1 : ev_sequence_last(seq);

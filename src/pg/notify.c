@@ -16,6 +16,7 @@
  * After a restart shared memory is new and the first append starts it again.
  */
 #include "everest_pg.h"
+#include "compat.h"
 
 #include "access/xact.h"
 #include "commands/async.h"
@@ -301,7 +302,7 @@ ev_enforce_horizon_idle_timeout(void)
 	nbackends = pgstat_fetch_stat_numbackends();
 	for (int b = 1; b <= nbackends; b++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(b);
+		LocalPgBackendStatus *local = ev_local_backend_status(b);
 		PgBackendStatus *st = local ? &local->backendStatus : NULL;
 
 		if (st == NULL || (st->st_state != STATE_IDLEINTRANSACTION && st->st_state != STATE_IDLEINTRANSACTION_ABORTED))

@@ -107,7 +107,7 @@ trap af_cleanup EXIT
 trap 'exit 130' INT TERM
 
 if ! command -v pg_autoctl >/dev/null; then
-  echo "not ok - pg_autoctl is installed (Debian package postgresql-15-auto-failover; test/run.sh installs it)"
+  echo "not ok - pg_autoctl is installed (Debian package postgresql-${PG_MAJOR:-15}-auto-failover; test/run.sh installs it)"
   exit 1
 fi
 if [ -d "$AF" ]; then   # a previous run's folder: stop whatever it left, start afresh
