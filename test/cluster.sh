@@ -12,7 +12,7 @@
 CLUSTER_BASE=${CLUSTER_BASE:-$(mktemp -d /tmp/everest-clusters.XXXXXX)}
 chmod 755 "$CLUSTER_BASE"
 CLUSTER_FIRST_PORT=${CLUSTER_FIRST_PORT:-55432}
-export CLUSTER_BASE
+export CLUSTER_BASE CLUSTER_FIRST_PORT   # the suites (topology.bash picks free ports above it)
 PG_BIN=${PG_BIN:-$(pg_config --bindir)}
 export PGUSER=postgres
 
