@@ -274,6 +274,40 @@ bool		ev_schema_unusable(const char *type, size_t type_len, const char *why, ev_
 bool		ev_schema_validate(const ev_schema *schema, const ev_json_builder *data, const char *type,
 							   size_t type_len, size_t event_index, ev_error *err) EV_NOEXCEPT;
 
+/*
+ * The fast check of an event's data (docs/schemas.md, "How appends are checked"): the glue walks
+ * the jsonb into a checker, token by token as for a builder, and nothing is built. It accepts
+ * exactly what ev_schema_validate accepts, but says only pass or fail; on a fail the glue builds
+ * the value and calls ev_schema_validate, which words the violation (EV007) or the error. Keys
+ * within an object must be distinct, as jsonb's are. Two shortcuts: when wants_number_text is
+ * false, number_unread stands for the next number (no numeric_out); when wants_contents is false,
+ * opaque stands for the next value if it is a container (its members are not walked). Token
+ * functions never fail: a problem makes the check read as not passed. A checker is a C++ heap
+ * object reused across values (start resets it); the schema must outlive the check.
+ */
+typedef struct ev_json_check ev_json_check;
+
+ev_json_check *ev_json_check_new(ev_error *err) EV_NOEXCEPT;
+void		ev_json_check_free(ev_json_check *c) EV_NOEXCEPT;
+void		ev_json_check_start(ev_json_check *c, const ev_schema *schema) EV_NOEXCEPT;
+void		ev_json_check_begin_object(ev_json_check *c) EV_NOEXCEPT;
+void		ev_json_check_end_object(ev_json_check *c) EV_NOEXCEPT;
+void		ev_json_check_key(ev_json_check *c, const char *key, size_t len) EV_NOEXCEPT;
+void		ev_json_check_begin_array(ev_json_check *c) EV_NOEXCEPT;
+void		ev_json_check_end_array(ev_json_check *c) EV_NOEXCEPT;
+void		ev_json_check_string(ev_json_check *c, const char *s, size_t len) EV_NOEXCEPT;
+void		ev_json_check_number(ev_json_check *c, const char *text, size_t len) EV_NOEXCEPT;
+void		ev_json_check_number_unread(ev_json_check *c) EV_NOEXCEPT;
+void		ev_json_check_boolean(ev_json_check *c, bool value) EV_NOEXCEPT;
+void		ev_json_check_null(ev_json_check *c) EV_NOEXCEPT;
+void		ev_json_check_opaque(ev_json_check *c, bool is_object) EV_NOEXCEPT;
+bool		ev_json_check_wants_number_text(const ev_json_check *c) EV_NOEXCEPT;
+bool		ev_json_check_wants_contents(const ev_json_check *c) EV_NOEXCEPT;
+/* No violation so far (the walk may stop early when false). */
+bool		ev_json_check_ok(const ev_json_check *c) EV_NOEXCEPT;
+/* One complete value was given and it satisfies the schema. */
+bool		ev_json_check_passed(const ev_json_check *c) EV_NOEXCEPT;
+
 /* Rendering and hashing. */
 bool		ev_render_notification(int64_t position, char *buf, size_t buflen, ev_error *err) EV_NOEXCEPT;
 uint64_t	ev_lock_key(const char *name, size_t len) EV_NOEXCEPT;	/* handler leases, stream locks */

@@ -171,8 +171,77 @@ class Validator {
   struct Node;  // one compiled (sub)schema
 
  private:
+  friend class StreamChecker;
   explicit Validator(std::unique_ptr<Node> root);
   std::unique_ptr<Node> root_;
 };
+
+// Checks a value given token by token, as the glue walks a jsonb, against a Validator without
+// building a Document: the fast path of every append with a schema (docs/schemas.md, "How
+// appends are checked"). It accepts exactly what Validator::validate accepts, but does not say
+// why a value fails: the caller then builds the Document and asks validate() for the violation.
+// It may also give up (nesting beyond kMaxJsonDepth, tokens out of order, no memory): that too
+// reads as "not passed", and the Builder and validate() then report what is wrong.
+//
+// Object keys must be distinct within an object, as jsonb's are. Two shortcuts let the caller
+// skip work the schema does not need: before a number, wants_number_text() false means
+// number_unread() will do (no decimal text needed); before a value, wants_contents() false means
+// a container may be given as opaque(is_object), without its members.
+class StreamChecker {
+ public:
+  StreamChecker();
+  ~StreamChecker();
+  StreamChecker(const StreamChecker&) = delete;
+  StreamChecker& operator=(const StreamChecker&) = delete;
+
+  // Ready for one value, checked against `v` (which must outlive the check).
+  void start(const Validator& v);
+
+  void begin_object();
+  void end_object();
+  void key(std::string_view key);
+  void begin_array();
+  void end_array();
+  void string(std::string_view s);
+  void number(std::string_view decimal_text);
+  void boolean(bool b);
+  void null();
+  bool wants_number_text() const;
+  void number_unread();
+  bool wants_contents() const;
+  void opaque(bool is_object);
+
+  // Stops checking: the value reads as not passed. For a caller that hit an exception mid-walk.
+  void give_up() noexcept { state_ = State::failed; }
+  // No violation seen yet and not given up.
+  bool ok() const { return state_ != State::failed; }
+  // One complete value was given and it satisfies the schema.
+  bool passed() const { return state_ == State::done; }
+
+ private:
+  struct Frame;
+  enum class State { idle, running, done, failed };
+  const Validator::Node* next_node() const;
+  bool begin_value(const Validator::Node*& node);
+  void end_value();
+  void fail() { state_ = State::failed; }
+  void finish_capture_token();
+
+  const Validator* validator_ = nullptr;
+  State state_ = State::idle;
+  std::vector<Frame> frames_;
+  std::vector<unsigned char> seen_;  // the required properties seen, per open object
+  const Validator::Node* after_key_ = nullptr;  // an object's member schema once key() was given
+  bool have_key_ = false;
+  // A value under enum or const is built whole (with the Builder) and checked by validate()'s
+  // rules once complete.
+  std::unique_ptr<Builder> capture_;
+  const Validator::Node* capture_node_ = nullptr;
+};
+
+// Gives a Document to a StreamChecker token by token (numbers as their exact decimal text), taking
+// the shortcuts it offers when `shortcuts` is true, and says whether it passed. For tests and
+// fuzzing: the glue walks jsonb itself.
+bool stream_check(StreamChecker& checker, const Validator& v, const Document& data, bool shortcuts);
 
 }  // namespace everest::schema

@@ -25,6 +25,10 @@ struct ev_schema {
   schema::Validator validator;
 };
 
+struct ev_json_check {
+  schema::StreamChecker checker;
+};
+
 namespace {
 
 // Copies at most size-1 bytes, never cutting a UTF-8 character in two.
@@ -453,5 +457,47 @@ bool ev_schema_validate(const ev_schema* s, const ev_json_builder* data, const c
                 "The schema of each event type is in everest.event_schemas.");
   });
 }
+
+ev_json_check* ev_json_check_new(ev_error* err) noexcept {
+  ev_json_check* c = nullptr;
+  guarded(err, [&] { c = new ev_json_check(); });
+  return c;
+}
+
+void ev_json_check_free(ev_json_check* c) noexcept { delete c; }
+
+// A check stops at an exception (no memory, tokens out of order, number text that is not JSON):
+// the value then reads as not passed, and the Builder and ev_schema_validate say what is wrong.
+#define EV_CHECK_TOKEN(call)   \
+  try {                        \
+    c->checker.call;           \
+  } catch (...) {              \
+    c->checker.give_up();      \
+  }
+
+void ev_json_check_start(ev_json_check* c, const ev_schema* s) noexcept { EV_CHECK_TOKEN(start(s->validator)) }
+void ev_json_check_begin_object(ev_json_check* c) noexcept { EV_CHECK_TOKEN(begin_object()) }
+void ev_json_check_end_object(ev_json_check* c) noexcept { EV_CHECK_TOKEN(end_object()) }
+void ev_json_check_key(ev_json_check* c, const char* key, size_t len) noexcept {
+  EV_CHECK_TOKEN(key(std::string_view(key, key ? len : 0)))
+}
+void ev_json_check_begin_array(ev_json_check* c) noexcept { EV_CHECK_TOKEN(begin_array()) }
+void ev_json_check_end_array(ev_json_check* c) noexcept { EV_CHECK_TOKEN(end_array()) }
+void ev_json_check_string(ev_json_check* c, const char* s, size_t len) noexcept {
+  EV_CHECK_TOKEN(string(std::string_view(s, s ? len : 0)))
+}
+void ev_json_check_number(ev_json_check* c, const char* text, size_t len) noexcept {
+  EV_CHECK_TOKEN(number(std::string_view(text, text ? len : 0)))
+}
+void ev_json_check_number_unread(ev_json_check* c) noexcept { EV_CHECK_TOKEN(number_unread()) }
+void ev_json_check_boolean(ev_json_check* c, bool value) noexcept { EV_CHECK_TOKEN(boolean(value)) }
+void ev_json_check_null(ev_json_check* c) noexcept { EV_CHECK_TOKEN(null()) }
+void ev_json_check_opaque(ev_json_check* c, bool is_object) noexcept { EV_CHECK_TOKEN(opaque(is_object)) }
+#undef EV_CHECK_TOKEN
+
+bool ev_json_check_wants_number_text(const ev_json_check* c) noexcept { return c->checker.wants_number_text(); }
+bool ev_json_check_wants_contents(const ev_json_check* c) noexcept { return c->checker.wants_contents(); }
+bool ev_json_check_ok(const ev_json_check* c) noexcept { return c->checker.ok(); }
+bool ev_json_check_passed(const ev_json_check* c) noexcept { return c->checker.passed(); }
 
 }  // extern "C"

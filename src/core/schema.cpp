@@ -6,6 +6,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <utility>
 
@@ -333,6 +334,16 @@ struct Validator::Node {
   std::unordered_map<std::string_view, std::size_t> property_index;        // names in properties
   std::unique_ptr<Node> additional;  // null: any value
   std::unique_ptr<Node> items;       // null: any value
+
+  // For the StreamChecker, set once the node is compiled.
+  struct Member {
+    int property = -1;  // its index in properties
+    int required = -1;  // its index in required
+  };
+  std::unordered_map<std::string_view, Member> members;  // every name in properties or required
+  bool captures = false;        // enum or const: a value is built whole, then checked
+  bool reads_number = false;    // a number's value matters (bounds; integer but not number)
+  bool reads_contents = false;  // a container's members matter, not only its kind
 };
 
 namespace {
@@ -360,8 +371,17 @@ class Compiler {
       const std::string_view key(kv.key().data(), kv.key().size());
       keyword(*node, key, kv.value(), pointer, depth);
     }
-    for (std::size_t i = 0; i < node->properties.size(); i++)
+    for (std::size_t i = 0; i < node->properties.size(); i++) {
       node->property_index.emplace(node->properties[i].first, i);
+      node->members[node->properties[i].first].property = static_cast<int>(i);
+    }
+    for (std::size_t i = 0; i < node->required.size(); i++)
+      node->members[node->required[i]].required = static_cast<int>(i);
+    node->captures = node->enum_values || node->const_value;
+    node->reads_number = node->minimum || node->maximum || node->exclusive_minimum || node->exclusive_maximum ||
+                         ((node->types & kInteger) && !(node->types & kNumber));
+    node->reads_contents = node->captures || !node->properties.empty() || !node->required.empty() ||
+                           node->additional || node->items || node->min_items || node->max_items;
     return node;
   }
 
@@ -503,6 +523,22 @@ class Compiler {
   const Document* doc_;
 };
 
+enum class StringRule { none, min_length, max_length, pattern, uuid, date_time };
+
+// The first rule of `n` a string breaks, in the order of docs/schemas.md; `len` is its length in
+// code points when a length rule was looked at.
+StringRule string_rule(const Node& n, std::string_view s, std::uint64_t& len) {
+  if (n.min_length || n.max_length) {
+    len = code_points(s);
+    if (n.min_length && len < *n.min_length) return StringRule::min_length;
+    if (n.max_length && len > *n.max_length) return StringRule::max_length;
+  }
+  if (n.pattern && !RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *n.pattern)) return StringRule::pattern;
+  if (n.format == Format::uuid && !is_uuid(s)) return StringRule::uuid;
+  if (n.format == Format::date_time && !is_date_time(s)) return StringRule::date_time;
+  return StringRule::none;
+}
+
 // One validation: the path to the value being checked, and the first violation.
 class Run {
  public:
@@ -609,20 +645,20 @@ class Run {
   bool check_string(const Node& n, const json::value& v) {
     const json::string& js = v.get_string();
     const std::string_view s(js.data(), js.size());
-    if (n.min_length || n.max_length) {
-      const std::uint64_t len = code_points(s);
-      if (n.min_length && len < *n.min_length)
+    std::uint64_t len = 0;
+    switch (string_rule(n, s, len)) {
+      case StringRule::none: return true;
+      case StringRule::min_length:
         return fail("minLength", render(v, doc_) + " has " + plural(len, "character", "characters") +
                                      ", fewer than minLength " + std::to_string(*n.min_length));
-      if (n.max_length && len > *n.max_length)
+      case StringRule::max_length:
         return fail("maxLength", render(v, doc_) + " has " + plural(len, "character", "characters") +
                                      ", more than maxLength " + std::to_string(*n.max_length));
+      case StringRule::pattern:
+        return fail("pattern", render(v, doc_) + " does not match pattern " + n.pattern_shown);
+      case StringRule::uuid: return fail("format", render(v, doc_) + " is not a valid uuid");
+      case StringRule::date_time: return fail("format", render(v, doc_) + " is not a valid RFC 3339 date-time");
     }
-    if (n.pattern && !RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *n.pattern))
-      return fail("pattern", render(v, doc_) + " does not match pattern " + n.pattern_shown);
-    if (n.format == Format::uuid && !is_uuid(s)) return fail("format", render(v, doc_) + " is not a valid uuid");
-    if (n.format == Format::date_time && !is_date_time(s))
-      return fail("format", render(v, doc_) + " is not a valid RFC 3339 date-time");
     return true;
   }
 
@@ -702,6 +738,357 @@ std::optional<Violation> Validator::validate(const json::value& data) const {
   Run run(nullptr);
   run.check(*root_, data);
   return std::move(run.result);
+}
+
+// ---------------------------------------------------------------------------------------------
+// StreamChecker: validate()'s rules applied as the tokens come, no Document built. A value under
+// enum or const is the exception: it is built whole and checked by Run once complete (comparing
+// needs all of it). Everything here only decides pass or fail; validate() words the violation.
+// ---------------------------------------------------------------------------------------------
+
+struct StreamChecker::Frame {
+  const Node* node;               // the container's schema; nullptr: its members are not checked
+  bool object;
+  std::uint64_t items = 0;        // arrays: the items so far
+  std::size_t seen_from = 0;      // objects: where its required flags start in seen_
+};
+
+namespace {
+
+// Whether a number of `text` is an integer, and its exact value: int64 on the common path (a plain
+// integer of at most 18 digits, as numeric_out writes one), else the exact decimal.
+struct NumberToken {
+  std::optional<std::int64_t> i;
+  Number exact;
+
+  explicit NumberToken(std::string_view text) {
+    if (const std::size_t digits = text.size() - (!text.empty() && text[0] == '-');
+        digits >= 1 && digits <= 18 && (digits == 1 || text[text.size() - digits] != '0')) {
+      std::int64_t v = 0;
+      auto res = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (res.ec == std::errc() && res.ptr == text.data() + text.size()) {
+        i = v;
+        return;
+      }
+    }
+    exact = Number::parse(text);
+  }
+  bool is_integer() const { return i || exact.is_integer(); }
+  int compare(const Bound& b) const {
+    if (i && b.i64) return *i < *b.i64 ? -1 : *i > *b.i64 ? 1 : 0;
+    return (i ? Number::from_int64(*i) : exact).compare(b.n);
+  }
+};
+
+}  // namespace
+
+StreamChecker::StreamChecker() = default;
+StreamChecker::~StreamChecker() = default;
+
+void StreamChecker::start(const Validator& v) {
+  validator_ = &v;
+  state_ = State::running;
+  frames_.clear();
+  seen_.clear();
+  after_key_ = nullptr;
+  have_key_ = false;
+  capture_node_ = nullptr;
+}
+
+// The schema of the value the next token starts (nullptr: none applies, or a token out of order,
+// which the token itself then fails on).
+const Validator::Node* StreamChecker::next_node() const {
+  if (frames_.empty()) return validator_->root_.get();
+  const Frame& f = frames_.back();
+  if (f.object) return have_key_ ? after_key_ : nullptr;
+  return f.node ? f.node->items.get() : nullptr;
+}
+
+// At the first token of a value: false when the token ends here (a failure, or it goes to a new
+// capture, whose token the caller gives it); otherwise `node` is the schema to apply (nullptr:
+// none).
+bool StreamChecker::begin_value(const Validator::Node*& node) {
+  if (state_ != State::running) {
+    state_ = State::failed;  // failed already, or a token after a complete value
+    return false;
+  }
+  if (!frames_.empty() && frames_.back().object && !have_key_) {
+    fail();  // a member without a key
+    return false;
+  }
+  node = next_node();
+  have_key_ = false;
+  if (node && node->kind == Node::Kind::always) node = nullptr;
+  if (node && node->kind == Node::Kind::never) {
+    fail();
+    return false;
+  }
+  if (node && node->captures) {
+    if (!capture_) capture_ = std::make_unique<Builder>();
+    capture_->reset();
+    capture_node_ = node;
+    return false;
+  }
+  return true;
+}
+
+// A value is complete.
+void StreamChecker::end_value() {
+  if (frames_.empty()) state_ = State::done;
+  else if (!frames_.back().object) frames_.back().items++;
+}
+
+void StreamChecker::finish_capture_token() {
+  if (!capture_->complete()) return;
+  const Node* node = capture_node_;
+  capture_node_ = nullptr;
+  Run run(&capture_->document());
+  if (!run.check(*node, capture_->document().root())) return fail();
+  end_value();
+}
+
+void StreamChecker::begin_object() {
+  if (capture_node_) {
+    capture_->begin_object();
+    return;
+  }
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) capture_->begin_object();
+    return;
+  }
+  if (n && n->types && !(n->types & kObject)) return fail();
+  if (frames_.size() >= kMaxJsonDepth) return fail();  // the Builder decides (54000)
+  Frame f{n, true};
+  if (n && !n->required.empty()) {
+    f.seen_from = seen_.size();
+    seen_.resize(seen_.size() + n->required.size(), 0);
+  }
+  frames_.push_back(f);
+}
+
+void StreamChecker::end_object() {
+  if (capture_node_) {
+    capture_->end_object();
+    return finish_capture_token();
+  }
+  if (state_ != State::running || frames_.empty() || !frames_.back().object || have_key_) return fail();
+  const Frame f = frames_.back();
+  frames_.pop_back();
+  if (f.node && !f.node->required.empty()) {
+    for (std::size_t i = 0; i < f.node->required.size(); i++)
+      if (!seen_[f.seen_from + i]) return fail();
+    seen_.resize(f.seen_from);
+  }
+  end_value();
+}
+
+void StreamChecker::key(std::string_view key) {
+  if (capture_node_) {
+    capture_->key(key);
+    return;
+  }
+  if (state_ != State::running || frames_.empty() || !frames_.back().object || have_key_) return fail();
+  const Frame& f = frames_.back();
+  have_key_ = true;
+  after_key_ = nullptr;
+  if (!f.node) return;
+  const Node& n = *f.node;
+  if (auto it = n.members.find(key); it != n.members.end()) {
+    if (it->second.required >= 0) seen_[f.seen_from + it->second.required] = 1;
+    if (it->second.property >= 0) {
+      after_key_ = n.properties[it->second.property].second.get();
+      return;
+    }
+  }
+  after_key_ = n.additional.get();  // null: any value; the false schema fails at the value
+}
+
+void StreamChecker::begin_array() {
+  if (capture_node_) {
+    capture_->begin_array();
+    return;
+  }
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) capture_->begin_array();
+    return;
+  }
+  if (n && n->types && !(n->types & kArray)) return fail();
+  if (frames_.size() >= kMaxJsonDepth) return fail();
+  frames_.push_back(Frame{n, false});
+}
+
+void StreamChecker::end_array() {
+  if (capture_node_) {
+    capture_->end_array();
+    return finish_capture_token();
+  }
+  if (state_ != State::running || frames_.empty() || frames_.back().object) return fail();
+  const Frame f = frames_.back();
+  frames_.pop_back();
+  if (f.node) {
+    if (f.node->min_items && f.items < *f.node->min_items) return fail();
+    if (f.node->max_items && f.items > *f.node->max_items) return fail();
+  }
+  end_value();
+}
+
+void StreamChecker::string(std::string_view s) {
+  if (capture_node_) {
+    capture_->string(s);
+    return finish_capture_token();
+  }
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) {
+      capture_->string(s);
+      finish_capture_token();
+    }
+    return;
+  }
+  if (n) {
+    if (n->types && !(n->types & kString)) return fail();
+    std::uint64_t len = 0;
+    if (string_rule(*n, s, len) != StringRule::none) return fail();
+  }
+  end_value();
+}
+
+void StreamChecker::number(std::string_view text) {
+  if (capture_node_) {
+    capture_->number(text);
+    return finish_capture_token();
+  }
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) {
+      capture_->number(text);
+      finish_capture_token();
+    }
+    return;
+  }
+  if (n && (n->types || n->reads_number)) {
+    const NumberToken v(text);
+    if (n->types && !(n->types & kNumber) && !((n->types & kInteger) && v.is_integer())) return fail();
+    if (n->minimum && v.compare(*n->minimum) < 0) return fail();
+    if (n->exclusive_minimum && v.compare(*n->exclusive_minimum) <= 0) return fail();
+    if (n->maximum && v.compare(*n->maximum) > 0) return fail();
+    if (n->exclusive_maximum && v.compare(*n->exclusive_maximum) >= 0) return fail();
+  }
+  end_value();
+}
+
+bool StreamChecker::wants_number_text() const {
+  if (capture_node_) return true;
+  if (state_ != State::running) return false;
+  const Node* n = next_node();
+  return n && n->kind == Node::Kind::schema && (n->captures || n->reads_number);
+}
+
+void StreamChecker::number_unread() {
+  if (capture_node_) return give_up();  // a capture needs every number's text
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) give_up();
+    return;
+  }
+  if (n) {
+    if (n->reads_number) return give_up();
+    if (n->types && !(n->types & kNumber)) return fail();
+  }
+  end_value();
+}
+
+void StreamChecker::boolean(bool b) {
+  if (capture_node_) {
+    capture_->boolean(b);
+    return finish_capture_token();
+  }
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) {
+      capture_->boolean(b);
+      finish_capture_token();
+    }
+    return;
+  }
+  if (n && n->types && !(n->types & kBoolean)) return fail();
+  end_value();
+}
+
+void StreamChecker::null() {
+  if (capture_node_) {
+    capture_->null();
+    return finish_capture_token();
+  }
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) {
+      capture_->null();
+      finish_capture_token();
+    }
+    return;
+  }
+  if (n && n->types && !(n->types & kNull)) return fail();
+  end_value();
+}
+
+bool StreamChecker::wants_contents() const {
+  if (capture_node_) return true;
+  if (state_ != State::running) return false;
+  const Node* n = next_node();
+  return n && n->kind == Node::Kind::schema && n->reads_contents;
+}
+
+void StreamChecker::opaque(bool is_object) {
+  if (capture_node_) return give_up();  // a capture needs the whole value
+  const Node* n = nullptr;
+  if (!begin_value(n)) {
+    if (capture_node_) give_up();
+    return;
+  }
+  if (n) {
+    if (n->reads_contents) return give_up();
+    if (n->types && !(n->types & (is_object ? kObject : kArray))) return fail();
+  }
+  end_value();
+}
+
+namespace {
+
+void feed(StreamChecker& c, const json::value& v, const Document& doc, bool shortcuts) {
+  switch (v.kind()) {
+    case json::kind::null: return c.null();
+    case json::kind::bool_: return c.boolean(v.get_bool());
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      if (shortcuts && !c.wants_number_text()) return c.number_unread();
+      return c.number(doc.number(v).to_string());
+    case json::kind::string: return c.string(std::string_view(v.get_string().data(), v.get_string().size()));
+    case json::kind::array:
+      if (shortcuts && !c.wants_contents()) return c.opaque(false);
+      c.begin_array();
+      for (const json::value& e : v.get_array()) feed(c, e, doc, shortcuts);
+      return c.end_array();
+    case json::kind::object:
+      if (shortcuts && !c.wants_contents()) return c.opaque(true);
+      c.begin_object();
+      for (const json::key_value_pair& kv : v.get_object()) {
+        c.key(std::string_view(kv.key().data(), kv.key().size()));
+        feed(c, kv.value(), doc, shortcuts);
+      }
+      return c.end_object();
+  }
+}
+
+}  // namespace
+
+bool stream_check(StreamChecker& checker, const Validator& v, const Document& data, bool shortcuts) {
+  checker.start(v);
+  feed(checker, data.root(), data, shortcuts);
+  return checker.passed();
 }
 
 }  // namespace everest::schema

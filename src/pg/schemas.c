@@ -2,12 +2,14 @@
  * Event contracts (docs/schemas.md): set_event_schema, drop_event_schema, and the check of every
  * appended event's data against its type's schema (EV007).
  *
- * The core compiles and validates (src/core/schema.cpp); this file walks jsonb into the core's
- * JSON builder (no text round trip), and keeps the compiled schemas of this backend in a hash by
- * type. set_event_schema and drop_event_schema send a relcache invalidation of everest.schemas,
- * which every backend receives at the change's commit: the callback only marks the cache stale
- * (an append may be validating with it), and the next append reloads it. So a change applies to
- * appends that start after it, and a store without schemas pays one flag test per append.
+ * The core compiles and validates (src/core/schema.cpp). This file walks jsonb into the core's
+ * checker, and only when that fails into its JSON builder, whose document the validator words
+ * the violation from (no text round trip either way). It keeps the compiled schemas of this
+ * backend in a hash by type. set_event_schema and drop_event_schema send a relcache
+ * invalidation of everest.schemas, which every backend receives at the change's commit: the
+ * callback only marks the cache stale (an append may be validating with it), and the next append
+ * reloads it. So a change applies to appends that start after it, and a store without schemas
+ * pays one flag test per append.
  */
 #include "everest_pg.h"
 
@@ -34,6 +36,7 @@ static HTAB *ev_schema_cache = NULL;
 static bool ev_schemas_valid = false;
 static bool ev_schemas_callback = false;
 static ev_json_builder *ev_builder = NULL;
+static ev_json_check *ev_checker = NULL;
 static SPIPlanPtr plan_load, plan_set, plan_drop;
 
 static Oid	ev_schemas_relid = InvalidOid;	/* everest.schemas when the cache was loaded */
@@ -184,6 +187,105 @@ ev_jsonb_to_builder(Jsonb *jb, ev_json_builder *b)
 	ev_check(ok, &err);
 }
 
+/*
+ * The fast check of one event's data: the jsonb walked into the core's checker, nothing built.
+ * Numbers are turned into text only where the schema reads them, and containers whose members no
+ * rule reads are stepped over (the iterator's skipNested). True when the data passed; false means
+ * a violation, or that the checker gave up: the caller then builds the value and validates it.
+ */
+static bool
+ev_jsonb_passes(Jsonb *jb, const ev_schema *schema)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	bool		skip = false;
+
+	if (ev_checker == NULL)
+	{
+		ev_error	err;
+
+		ev_checker = ev_json_check_new(&err);
+		if (ev_checker == NULL)
+			ev_raise(&err);
+	}
+	ev_json_check_start(ev_checker, schema);
+	it = JsonbIteratorInit(&jb->root);
+	while (ev_json_check_ok(ev_checker) && (tok = JsonbIteratorNext(&it, &v, skip)) != WJB_DONE)
+	{
+		switch (tok)
+		{
+			case WJB_BEGIN_OBJECT:
+				CHECK_FOR_INTERRUPTS();
+				ev_json_check_begin_object(ev_checker);
+				break;
+			case WJB_END_OBJECT:
+				ev_json_check_end_object(ev_checker);
+				break;
+			case WJB_BEGIN_ARRAY:
+				CHECK_FOR_INTERRUPTS();
+				if (!v.val.array.rawScalar)
+					ev_json_check_begin_array(ev_checker);
+				break;
+			case WJB_END_ARRAY:
+				if (!v.val.array.rawScalar)
+					ev_json_check_end_array(ev_checker);
+				break;
+			case WJB_KEY:
+				{
+					int			len;
+					const char *key = ev_to_utf8(v.val.string.val, v.val.string.len, &len);
+
+					ev_json_check_key(ev_checker, key, len);
+					break;
+				}
+			case WJB_VALUE:
+			case WJB_ELEM:
+				switch (v.type)
+				{
+					case jbvNull:
+						ev_json_check_null(ev_checker);
+						break;
+					case jbvBool:
+						ev_json_check_boolean(ev_checker, v.val.boolean);
+						break;
+					case jbvString:
+						{
+							int			len;
+							const char *str = ev_to_utf8(v.val.string.val, v.val.string.len, &len);
+
+							ev_json_check_string(ev_checker, str, len);
+							break;
+						}
+					case jbvNumeric:
+						if (ev_json_check_wants_number_text(ev_checker))
+						{
+							char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
+																				   NumericGetDatum(v.val.numeric)));
+
+							ev_json_check_number(ev_checker, text, strlen(text));
+							pfree(text);
+						}
+						else
+							ev_json_check_number_unread(ev_checker);
+						break;
+					case jbvBinary:
+						/* a container stepped over: only its kind is given */
+						ev_json_check_opaque(ev_checker, JsonContainerIsObject(v.val.binary.data));
+						break;
+					default:
+						elog(ERROR, "everest: unexpected jsonb value type %d", (int) v.type);
+				}
+				break;
+			default:
+				break;
+		}
+		/* the value the next token starts: walked into only when its members are read */
+		skip = !ev_json_check_wants_contents(ev_checker);
+	}
+	return ev_json_check_passed(ev_checker);
+}
+
 static void
 ev_schemas_clear(void)
 {
@@ -332,6 +434,9 @@ ev_check_event_schemas(ev_batch *batch, const Datum *data, size_t n)
 		}
 		if (e == NULL || e->schema == NULL)
 			continue;
+		if (ev_jsonb_passes(DatumGetJsonbP(data[i]), e->schema))
+			continue;
+		/* it does not pass (or the checker gave up): build it, and the validator says why */
 		b = ev_fresh_builder();
 		ev_jsonb_to_builder(DatumGetJsonbP(data[i]), b);
 		if (!ev_schema_validate(e->schema, b, type, type_len, i, &err))

@@ -4,7 +4,8 @@
 // everest::schema::parse_document (exact numbers, the Builder the glue drives). Compile either
 // succeeds or throws 22023; validation never throws, is deterministic and reports well-formed,
 // bounded violations, on the exact path and on the plain Boost.JSON one (numbers read from
-// doubles). Anything else aborts.
+// doubles), and the StreamChecker (the appends' fast path) accepts exactly what validate()
+// accepts. Anything else aborts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -68,6 +69,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::optional<Violation> again = validator->validate(*doc);
   Check(v.has_value() == again.has_value());
   if (v) Check(v->pointer == again->pointer && v->message == again->message);
+
+  // The appends' fast path accepts exactly what the validator accepts, walking every member or
+  // taking its shortcuts (numbers unread, containers given by their kind).
+  everest::schema::StreamChecker checker;
+  Check(everest::schema::stream_check(checker, *validator, *doc, false) == !v);
+  Check(everest::schema::stream_check(checker, *validator, *doc, true) == !v);
 
   // The plain path (numbers read from doubles) must not throw either.
   std::optional<Violation> plain = validator->validate(doc->root());

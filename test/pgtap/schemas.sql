@@ -2,7 +2,7 @@
 -- drop_event_schema, event_schemas, EV007 on append. The other session's view of a change is in
 -- test/isolation/specs/schema_change.spec; dumps and upgrades in the shell suites.
 BEGIN;
-SELECT plan(29);
+SELECT plan(36);
 SELECT 'tapschema' || substr(md5(random()::text || clock_timestamp()::text), 1, 10) AS t \gset
 SELECT set_config('tap.t', :'t', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.t(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS $f$ SELECT current_setting('tap.t') || suffix $f$;
@@ -85,6 +85,35 @@ SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '{"amount": 1}')$$,
 SELECT is(everest.drop_event_schema(pg_temp.t('Restored')), true, 'drop_event_schema removes it');
 SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '"a"')$$, pg_temp.t('-1'), pg_temp.t('Restored')),
                 '... and its type appends again');
+
+-- The walk of an append (docs/schemas.md, "How appends are checked"): values no rule reads are
+-- stepped over or given by their kind only, enum values are built whole; each path still says
+-- why, with the validator's own message.
+SELECT lives_ok(format($$SELECT everest.set_event_schema(%L, %L)$$, pg_temp.t('Walk'), '{
+    "type": "object",
+    "properties": {
+        "j": {"type": "object"},
+        "e": {"type": "array", "items": {"type": "integer"}},
+        "n": {"type": "number"},
+        "s": {"enum": ["a", {"x": [1]}]}},
+    "additionalProperties": {"type": ["object", "array", "string"]}}'), 'a schema whose rules read only some values');
+SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, '{"j": {"deep": [1, {"x": "y"}]}, "e": [1, 2.0, 30000000000000000000],
+                          "n": 1.5, "s": {"x": [1.0]}, "other": {"q": [null]}}')$$, pg_temp.t('-4'), pg_temp.t('Walk')),
+                'data whose unchecked members nest, integers written 2.0 or beyond 64 bits, an enum object: appended');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"j": [{"a": 1}]}')$$, pg_temp.t('-4'), pg_temp.t('Walk')),
+                 'EV007', format('event 0 does not satisfy the schema of type "%s": /j: expected object, got array', pg_temp.t('Walk')),
+                 'a container stepped over is still checked for its kind');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"e": [1, 2.5]}')$$, pg_temp.t('-4'), pg_temp.t('Walk')),
+                 'EV007', format('event 0 does not satisfy the schema of type "%s": /e/1: expected integer, got number', pg_temp.t('Walk')),
+                 'an item that is not an integer');
+SELECT throws_ok(format($$SELECT everest.append_events(%L, '[{"type": %s, "data": {}}, {"type": %s, "data": {"other": 5}}]')$$,
+                        pg_temp.t('-4'), to_json(pg_temp.t('Walk')), to_json(pg_temp.t('Walk'))),
+                 'EV007', format('event 1 does not satisfy the schema of type "%s": /other: expected object, array or string, got number', pg_temp.t('Walk')),
+                 'a number no rule reads the value of is still checked for its type, naming its event');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"s": {"x": [2]}}')$$, pg_temp.t('-4'), pg_temp.t('Walk')),
+                 'EV007', format('event 0 does not satisfy the schema of type "%s": /s: {"x":[2]} is not one of ["a",{"x":[1]}]', pg_temp.t('Walk')),
+                 'an enum compares the whole value');
+SELECT is(everest.stream_version(pg_temp.t('-4')), 0::bigint, 'only the valid event was appended');
 
 SELECT * FROM finish();
 ROLLBACK;

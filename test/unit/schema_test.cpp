@@ -27,15 +27,26 @@ constexpr const char* k22023 = "22023";
 
 Validator Compile(std::string_view schema) { return Validator::compile(parse_document(schema)); }
 
+// The validator's answer, after checking that the StreamChecker (the appends' fast path) agrees
+// with it, walking every member and taking its shortcuts: every case below is also a case of the
+// StreamChecker.
+std::optional<Violation> Validate(std::string_view schema, std::string_view doc) {
+  const Validator v = Compile(schema);
+  const Document d = parse_document(doc);
+  std::optional<Violation> out = v.validate(d);
+  StreamChecker c;
+  EXPECT_EQ(stream_check(c, v, d, false), !out) << "stream checker, every member: " << schema << " with " << doc;
+  EXPECT_EQ(stream_check(c, v, d, true), !out) << "stream checker, shortcuts: " << schema << " with " << doc;
+  return out;
+}
+
 // "" when `doc` satisfies `schema`, otherwise the message of the first violation.
 std::string Check(std::string_view schema, std::string_view doc) {
-  std::optional<Violation> v = Compile(schema).validate(parse_document(doc));
+  std::optional<Violation> v = Validate(schema, doc);
   return v ? v->message : "";
 }
 
-std::optional<Violation> First(std::string_view schema, std::string_view doc) {
-  return Compile(schema).validate(parse_document(doc));
-}
+std::optional<Violation> First(std::string_view schema, std::string_view doc) { return Validate(schema, doc); }
 
 everest_test::Thrown CompileError(std::string_view schema) {
   return ErrorOf([&] { Compile(schema); });
@@ -757,6 +768,154 @@ const char* const kTenValues = R"({
   "at": "2024-05-01T12:30:00.250Z", "note": null, "reference": "INV-20240501", "tags": ["a", "b"],
   "rate": 1.0825, "confirmed": true})";
 
+// --- StreamChecker (the appends' fast path; every Check above also runs it) -------------------
+
+TEST(SchemaStream, ShortcutsOnlyWhereNoRuleReadsTheValue) {
+  const Validator v = Compile(R"({"properties": {
+      "n": {"type": "number"}, "i": {"type": "integer"}, "b": {"minimum": 1},
+      "e": {"enum": [1, 2]}, "o": {"type": "object"}, "p": {"properties": {"x": true}},
+      "a": {"type": "array"}, "m": {"maxItems": 2}, "t": true},
+    "additionalProperties": {"type": ["number", "object"]}})");
+  StreamChecker c;
+  struct Expect {
+    const char* key;
+    bool number_text, contents;
+  };
+  const Expect expect[] = {{"n", false, false}, {"i", true, false}, {"b", true, false}, {"e", true, true},
+                           {"o", false, false}, {"p", false, true},  {"a", false, false}, {"m", false, true},
+                           {"t", false, false}, {"zz", false, false}};
+  for (const Expect& e : expect) {
+    c.start(v);
+    c.begin_object();
+    c.key(e.key);
+    EXPECT_EQ(c.wants_number_text(), e.number_text) << e.key;
+    EXPECT_EQ(c.wants_contents(), e.contents) << e.key;
+  }
+  // Nothing is wanted once the check failed (the walk may stop).
+  c.start(v);
+  c.begin_object();
+  c.key("n");
+  c.null();
+  EXPECT_FALSE(c.ok());
+  c.key("e");
+  EXPECT_FALSE(c.wants_number_text());
+  EXPECT_FALSE(c.wants_contents());
+
+  // Taking the shortcuts: an unread number and opaque containers are checked by their kind.
+  c.start(v);
+  c.begin_object();
+  c.key("n");
+  c.number_unread();
+  c.key("o");
+  c.opaque(true);
+  c.key("a");
+  c.opaque(false);
+  c.key("t");
+  c.opaque(true);
+  c.key("zz");
+  c.opaque(true);
+  c.end_object();
+  EXPECT_TRUE(c.passed());
+
+  c.start(v);
+  c.begin_object();
+  c.key("o");
+  c.opaque(false);  // an array where an object must be
+  EXPECT_FALSE(c.ok());
+
+  c.start(v);
+  c.begin_object();
+  c.key("zz");
+  c.string("s");  // additionalProperties: number or object
+  EXPECT_FALSE(c.ok());
+}
+
+TEST(SchemaStream, ShortcutsTakenAgainstTheAdviceGiveUp) {
+  const Validator v = Compile(R"({"properties": {"i": {"type": "integer"}, "p": {"required": ["x"]}}})");
+  StreamChecker c;
+  c.start(v);
+  c.begin_object();
+  c.key("i");
+  c.number_unread();  // its text was wanted: no answer without it
+  EXPECT_FALSE(c.ok());
+  c.start(v);
+  c.begin_object();
+  c.key("p");
+  c.opaque(true);  // its members were wanted
+  EXPECT_FALSE(c.ok());
+  EXPECT_FALSE(c.passed());
+}
+
+TEST(SchemaStream, OnlyACompleteValuePasses) {
+  const Validator v = Compile("true");
+  StreamChecker c;
+  EXPECT_FALSE(c.passed()) << "before start";
+  c.start(v);
+  EXPECT_FALSE(c.passed()) << "nothing given";
+  c.begin_object();
+  c.key("a");
+  c.begin_array();
+  EXPECT_FALSE(c.passed()) << "open containers";
+  c.end_array();
+  c.end_object();
+  EXPECT_TRUE(c.passed());
+  c.null();
+  EXPECT_FALSE(c.passed()) << "a second root";
+
+  // Tokens out of order give up rather than guess.
+  c.start(v);
+  c.end_object();
+  EXPECT_FALSE(c.ok());
+  c.start(v);
+  c.begin_object();
+  c.string("member without a key");
+  EXPECT_FALSE(c.ok());
+  c.start(v);
+  c.begin_array();
+  c.end_object();
+  EXPECT_FALSE(c.ok());
+  c.start(v);
+  c.begin_object();
+  c.key("a");
+  c.key("b");
+  EXPECT_FALSE(c.ok());
+  c.start(v);
+  c.number("01");
+  EXPECT_TRUE(c.passed()) << "true reads no number";
+  const Validator n = Compile(R"({"type": "integer"})");
+  c.start(n);
+  EXPECT_THROW(c.number("01"), Error) << "not JSON's grammar: the C API turns this into giving up";
+}
+
+TEST(SchemaStream, DeepNestingIsLeftToTheBuilder) {
+  const Validator v = Compile(R"({"items": {"type": "array"}})");
+  StreamChecker c;
+  c.start(v);
+  for (std::size_t i = 0; i < kMaxJsonDepth + 1; i++) c.begin_array();
+  EXPECT_FALSE(c.ok());
+  // Nesting is free where no rule looks: the shortcut steps over it.
+  const Validator any = Compile(R"({"type": "array"})");
+  c.start(any);
+  c.begin_array();
+  EXPECT_FALSE(c.wants_contents());
+  c.opaque(false);
+  c.end_array();
+  EXPECT_TRUE(c.passed());
+}
+
+TEST(SchemaStream, EnumAndConstValuesAreBuiltWhole) {
+  const Validator v = Compile(R"({"properties": {"k": {"const": {"a": [1, {"b": null}]}},
+                                                 "s": {"enum": ["open", "closed"], "maxLength": 4}}})");
+  StreamChecker c;
+  for (const char* doc : {R"({"k": {"a": [1.0, {"b": null}]}, "s": "open"})", R"({"k": {"a": [1, {"b": 0}]}})",
+                          R"({"s": "closed"})", R"({"s": "shut"})", R"({"k": {"a": [1, {"b": null}], "c": 1}})"}) {
+    const Document d = parse_document(doc);
+    EXPECT_EQ(stream_check(c, v, d, true), !v.validate(d)) << doc;
+  }
+  EXPECT_TRUE(stream_check(c, v, parse_document(R"({"k": {"a": [1.0, {"b": null}]}, "s": "open"})"), true));
+  EXPECT_FALSE(stream_check(c, v, parse_document(R"({"s": "closed"})"), true)) << "maxLength 4, inside the capture";
+}
+
 TEST(SchemaValidator, SameValidatorFromManyThreads) {
   const Validator v = Compile(kTenProperties);
   const Document good = parse_document(kTenValues);
@@ -995,6 +1154,46 @@ TEST(SchemaCapi, LongTypeNamesAndMessagesFit) {
   EXPECT_TRUE(Contains(err.message, ": property is not allowed (additionalProperties is false)"));
   EXPECT_LT(std::strlen(err.message), sizeof err.message - 1);
   EXPECT_TRUE(Contains(err.message, "\xC3\xA9\": /kkk"));
+}
+
+TEST(SchemaStream, ThroughTheCapi) {
+  ev_error err = Garbage();
+  BuilderPtr b(ev_json_builder_new(&err));
+  Feed(b.get(), boost::json::parse(R"({"type": "object", "required": ["amount"],
+      "properties": {"amount": {"type": "integer", "minimum": 1}, "note": {"type": "string"}}})"));
+  ev_schema* raw = nullptr;
+  ASSERT_TRUE(ev_schema_compile(b.get(), &raw, &err)) << err.message;
+  SchemaPtr schema(raw);
+  struct CheckDeleter {
+    void operator()(ev_json_check* c) const { ev_json_check_free(c); }
+  };
+  std::unique_ptr<ev_json_check, CheckDeleter> c(ev_json_check_new(&err));
+  ASSERT_NE(c, nullptr);
+
+  auto amount = [&](const char* text) {
+    ev_json_check_start(c.get(), schema.get());
+    ev_json_check_begin_object(c.get());
+    ev_json_check_key(c.get(), "amount", 6);
+    EXPECT_TRUE(ev_json_check_wants_number_text(c.get()));
+    ev_json_check_number(c.get(), text, std::strlen(text));
+    ev_json_check_key(c.get(), "note", 4);
+    EXPECT_FALSE(ev_json_check_wants_number_text(c.get()));
+    ev_json_check_string(c.get(), "n", 1);
+    ev_json_check_end_object(c.get());
+    return ev_json_check_passed(c.get());
+  };
+  EXPECT_TRUE(amount("5"));
+  EXPECT_TRUE(amount("5.0"));
+  EXPECT_FALSE(amount("0"));
+  EXPECT_FALSE(amount("5.5"));
+  EXPECT_FALSE(amount("1e")) << "malformed text: an exception inside, not passed, no crash";
+  EXPECT_TRUE(amount("18446744073709551617"));
+
+  ev_json_check_start(c.get(), schema.get());
+  ev_json_check_begin_array(c.get());
+  EXPECT_FALSE(ev_json_check_ok(c.get()));
+  ev_json_check_end_object(c.get());  // tokens after a failure are ignored
+  EXPECT_FALSE(ev_json_check_passed(c.get()));
 }
 
 }  // namespace
