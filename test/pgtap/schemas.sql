@@ -2,7 +2,7 @@
 -- drop_event_schema, event_schemas, EV007 on append. The other session's view of a change is in
 -- test/isolation/specs/schema_change.spec; dumps and upgrades in the shell suites.
 BEGIN;
-SELECT plan(36);
+SELECT plan(38);
 SELECT 'tapschema' || substr(md5(random()::text || clock_timestamp()::text), 1, 10) AS t \gset
 SELECT set_config('tap.t', :'t', true) IS NOT NULL AS _ \gset
 CREATE FUNCTION pg_temp.t(suffix text DEFAULT '') RETURNS text LANGUAGE sql STABLE AS $f$ SELECT current_setting('tap.t') || suffix $f$;
@@ -114,6 +114,12 @@ SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, '{"s": {"x": [2]}}
                  'EV007', format('event 0 does not satisfy the schema of type "%s": /s: {"x":[2]} is not one of ["a",{"x":[1]}]', pg_temp.t('Walk')),
                  'an enum compares the whole value');
 SELECT is(everest.stream_version(pg_temp.t('-4')), 0::bigint, 'only the valid event was appended');
+SELECT lives_ok(format($$SELECT everest.append_event(%L, %L, %L)$$, pg_temp.t('-4'), pg_temp.t('Walk'),
+                       '{"j": {"a": ' || repeat('[', 1500) || repeat(']', 1500) || '}}'),
+                'data nested 1,500 levels where no rule looks is appended (the walk steps over it)');
+SELECT throws_ok(format($$SELECT everest.append_event(%L, %L, %L)$$, pg_temp.t('-4'), pg_temp.t('Walk'),
+                        '{"s": ' || repeat('[', 1500) || repeat(']', 1500) || '}'),
+                 '54000', NULL, 'a value a rule reads whole (enum) nested beyond 1,000 levels is 54000');
 
 SELECT * FROM finish();
 ROLLBACK;
