@@ -223,6 +223,7 @@ class StreamChecker {
   enum class State { idle, running, done, failed };
   const Validator::Node* next_node() const;
   bool begin_value(const Validator::Node*& node);
+  void start_capture(const Validator::Node* node);
   void end_value();
   void fail() { state_ = State::failed; }
   void finish_capture_token();
@@ -233,8 +234,8 @@ class StreamChecker {
   std::vector<unsigned char> seen_;  // the required properties seen, per open object
   const Validator::Node* after_key_ = nullptr;  // an object's member schema once key() was given
   bool have_key_ = false;
-  // A value under enum or const is built whole (with the Builder) and checked by validate()'s
-  // rules once complete.
+  // A container or number under enum or const is built whole (with the Builder) and checked by
+  // validate()'s rules once complete; a string, boolean or null is compared where it stands.
   std::unique_ptr<Builder> capture_;
   const Validator::Node* capture_node_ = nullptr;
 };

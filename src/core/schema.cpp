@@ -310,6 +310,12 @@ bool is_date_time(std::string_view s) {
   return true;
 }
 
+// jsonb's order of keys: shorter first, then bytewise.
+int key_order(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+  return a.compare(b);
+}
+
 struct Bound {
   Number n;
   std::optional<std::int64_t> i64;  // n, when it is an int64: the fast path
@@ -340,11 +346,21 @@ struct Validator::Node {
     int property = -1;  // its index in properties
     int required = -1;  // its index in required
   };
-  std::unordered_map<std::string_view, Member> members;  // every name in properties or required
+  // Every name in properties or required, in jsonb's key order (shorter first, then bytewise), so
+  // that an object's keys, which jsonb gives in that order, are mostly found at the place after
+  // the previous one; else by binary search.
+  std::vector<std::pair<std::string_view, Member>> members;
+  std::size_t member(std::string_view key) const;  // its index in members, or members.size()
   bool captures = false;        // enum or const: a value is built whole, then checked
   bool reads_number = false;    // a number's value matters (bounds; integer but not number)
   bool reads_contents = false;  // a container's members matter, not only its kind
 };
+
+std::size_t Validator::Node::member(std::string_view key) const {
+  auto it = std::lower_bound(members.begin(), members.end(), key,
+                             [](const auto& m, std::string_view k) { return key_order(m.first, k) < 0; });
+  return it != members.end() && it->first == key ? static_cast<std::size_t>(it - members.begin()) : members.size();
+}
 
 namespace {
 
@@ -371,12 +387,15 @@ class Compiler {
       const std::string_view key(kv.key().data(), kv.key().size());
       keyword(*node, key, kv.value(), pointer, depth);
     }
+    std::unordered_map<std::string_view, Node::Member> members;
     for (std::size_t i = 0; i < node->properties.size(); i++) {
       node->property_index.emplace(node->properties[i].first, i);
-      node->members[node->properties[i].first].property = static_cast<int>(i);
+      members[node->properties[i].first].property = static_cast<int>(i);
     }
-    for (std::size_t i = 0; i < node->required.size(); i++)
-      node->members[node->required[i]].required = static_cast<int>(i);
+    for (std::size_t i = 0; i < node->required.size(); i++) members[node->required[i]].required = static_cast<int>(i);
+    node->members.assign(members.begin(), members.end());
+    std::sort(node->members.begin(), node->members.end(),
+              [](const auto& a, const auto& b) { return key_order(a.first, b.first) < 0; });
     node->captures = node->enum_values || node->const_value;
     node->reads_number = node->minimum || node->maximum || node->exclusive_minimum || node->exclusive_maximum ||
                          ((node->types & kInteger) && !(node->types & kNumber));
@@ -751,6 +770,7 @@ struct StreamChecker::Frame {
   bool object;
   std::uint64_t items = 0;        // arrays: the items so far
   std::size_t seen_from = 0;      // objects: where its required flags start in seen_
+  std::size_t next_member = 0;    // objects: where the next key is looked for first
 };
 
 namespace {
@@ -804,9 +824,8 @@ const Validator::Node* StreamChecker::next_node() const {
   return f.node ? f.node->items.get() : nullptr;
 }
 
-// At the first token of a value: false when the token ends here (a failure, or it goes to a new
-// capture, whose token the caller gives it); otherwise `node` is the schema to apply (nullptr:
-// none).
+// At the first token of a value: false when the value fails at once; otherwise `node` is the
+// schema to apply (nullptr: none). A node with enum or const is the token's to handle.
 bool StreamChecker::begin_value(const Validator::Node*& node) {
   if (state_ != State::running) {
     state_ = State::failed;  // failed already, or a token after a complete value
@@ -823,14 +842,30 @@ bool StreamChecker::begin_value(const Validator::Node*& node) {
     fail();
     return false;
   }
-  if (node && node->captures) {
-    if (!capture_) capture_ = std::make_unique<Builder>();
-    capture_->reset();
-    capture_node_ = node;
-    return false;
-  }
   return true;
 }
+
+// A value under enum or const that is a container or a number: built whole from here on, and
+// checked by Run once complete.
+void StreamChecker::start_capture(const Validator::Node* node) {
+  if (!capture_) capture_ = std::make_unique<Builder>();
+  capture_->reset();
+  capture_node_ = node;
+}
+
+namespace {
+
+// A string, boolean or null under enum or const: compared where it stands (no capture).
+template <typename Same>
+bool scalar_in_enum_and_const(const Node& n, Same same) {
+  if (n.enum_values) {
+    const json::array& values = n.enum_values->root().get_array();
+    if (std::none_of(values.begin(), values.end(), same)) return false;
+  }
+  return !n.const_value || same(n.const_value->root());
+}
+
+}  // namespace
 
 // A value is complete.
 void StreamChecker::end_value() {
@@ -853,9 +888,10 @@ void StreamChecker::begin_object() {
     return;
   }
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) capture_->begin_object();
-    return;
+  if (!begin_value(n)) return;
+  if (n && n->captures) {
+    start_capture(n);
+    return capture_->begin_object();
   }
   if (n && n->types && !(n->types & kObject)) return fail();
   if (frames_.size() >= kMaxJsonDepth) return fail();  // the Builder decides (54000)
@@ -889,15 +925,19 @@ void StreamChecker::key(std::string_view key) {
     return;
   }
   if (state_ != State::running || frames_.empty() || !frames_.back().object || have_key_) return fail();
-  const Frame& f = frames_.back();
+  Frame& f = frames_.back();
   have_key_ = true;
   after_key_ = nullptr;
   if (!f.node) return;
   const Node& n = *f.node;
-  if (auto it = n.members.find(key); it != n.members.end()) {
-    if (it->second.required >= 0) seen_[f.seen_from + it->second.required] = 1;
-    if (it->second.property >= 0) {
-      after_key_ = n.properties[it->second.property].second.get();
+  std::size_t i = f.next_member;
+  if (i >= n.members.size() || n.members[i].first != key) i = n.member(key);
+  if (i < n.members.size()) {
+    f.next_member = i + 1;
+    const Node::Member& m = n.members[i].second;
+    if (m.required >= 0) seen_[f.seen_from + m.required] = 1;
+    if (m.property >= 0) {
+      after_key_ = n.properties[m.property].second.get();
       return;
     }
   }
@@ -910,9 +950,10 @@ void StreamChecker::begin_array() {
     return;
   }
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) capture_->begin_array();
-    return;
+  if (!begin_value(n)) return;
+  if (n && n->captures) {
+    start_capture(n);
+    return capture_->begin_array();
   }
   if (n && n->types && !(n->types & kArray)) return fail();
   if (frames_.size() >= kMaxJsonDepth) return fail();
@@ -940,15 +981,13 @@ void StreamChecker::string(std::string_view s) {
     return finish_capture_token();
   }
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) {
-      capture_->string(s);
-      finish_capture_token();
-    }
-    return;
-  }
+  if (!begin_value(n)) return;
   if (n) {
     if (n->types && !(n->types & kString)) return fail();
+    if (n->captures && !scalar_in_enum_and_const(*n, [s](const json::value& e) {
+          return e.is_string() && std::string_view(e.get_string().data(), e.get_string().size()) == s;
+        }))
+      return fail();
     std::uint64_t len = 0;
     if (string_rule(*n, s, len) != StringRule::none) return fail();
   }
@@ -961,12 +1000,11 @@ void StreamChecker::number(std::string_view text) {
     return finish_capture_token();
   }
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) {
-      capture_->number(text);
-      finish_capture_token();
-    }
-    return;
+  if (!begin_value(n)) return;
+  if (n && n->captures) {
+    start_capture(n);
+    capture_->number(text);
+    return finish_capture_token();
   }
   if (n && (n->types || n->reads_number)) {
     const NumberToken v(text);
@@ -989,12 +1027,9 @@ bool StreamChecker::wants_number_text() const {
 void StreamChecker::number_unread() {
   if (capture_node_) return give_up();  // a capture needs every number's text
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) give_up();
-    return;
-  }
+  if (!begin_value(n)) return;
   if (n) {
-    if (n->reads_number) return give_up();
+    if (n->captures || n->reads_number) return give_up();
     if (n->types && !(n->types & kNumber)) return fail();
   }
   end_value();
@@ -1006,14 +1041,11 @@ void StreamChecker::boolean(bool b) {
     return finish_capture_token();
   }
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) {
-      capture_->boolean(b);
-      finish_capture_token();
-    }
-    return;
-  }
+  if (!begin_value(n)) return;
   if (n && n->types && !(n->types & kBoolean)) return fail();
+  if (n && n->captures &&
+      !scalar_in_enum_and_const(*n, [b](const json::value& e) { return e.is_bool() && e.get_bool() == b; }))
+    return fail();
   end_value();
 }
 
@@ -1023,14 +1055,10 @@ void StreamChecker::null() {
     return finish_capture_token();
   }
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) {
-      capture_->null();
-      finish_capture_token();
-    }
-    return;
-  }
+  if (!begin_value(n)) return;
   if (n && n->types && !(n->types & kNull)) return fail();
+  if (n && n->captures && !scalar_in_enum_and_const(*n, [](const json::value& e) { return e.is_null(); }))
+    return fail();
   end_value();
 }
 
@@ -1044,10 +1072,7 @@ bool StreamChecker::wants_contents() const {
 void StreamChecker::opaque(bool is_object) {
   if (capture_node_) return give_up();  // a capture needs the whole value
   const Node* n = nullptr;
-  if (!begin_value(n)) {
-    if (capture_node_) give_up();
-    return;
-  }
+  if (!begin_value(n)) return;
   if (n) {
     if (n->reads_contents) return give_up();
     if (n->types && !(n->types & (is_object ? kObject : kArray))) return fail();

@@ -280,8 +280,14 @@ ev_jsonb_passes(Jsonb *jb, const ev_schema *schema)
 			default:
 				break;
 		}
-		/* the value the next token starts: walked into only when its members are read */
-		skip = !ev_json_check_wants_contents(ev_checker);
+		/*
+		 * Whether the next value, if a container, is walked into: asked where a value may come
+		 * next with a schema of its own (after a key, at an array's start, after a nested
+		 * container in an array). An array's items share one schema, so the answer holds for
+		 * its scalar items too.
+		 */
+		if (tok == WJB_KEY || tok == WJB_BEGIN_ARRAY || tok == WJB_END_ARRAY || tok == WJB_END_OBJECT)
+			skip = !ev_json_check_wants_contents(ev_checker);
 	}
 	return ev_json_check_passed(ev_checker);
 }
