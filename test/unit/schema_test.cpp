@@ -830,6 +830,34 @@ TEST(SchemaStream, ShortcutsOnlyWhereNoRuleReadsTheValue) {
   EXPECT_FALSE(c.ok());
 }
 
+TEST(SchemaStream, KeysInJsonbOrderOrAnyOther) {
+  // jsonb gives keys shorter first, then bytewise; the checker finds members either way.
+  const Validator v = Compile(R"({"required": ["bb", "a", "ccc"], "properties": {"ccc": {"type": "string"},
+                                  "a": {"type": "integer"}, "zz": {"type": "null"}, "bb": {"type": "boolean"}},
+                                  "additionalProperties": false})");
+  StreamChecker c;
+  auto run = [&](std::initializer_list<const char*> keys) {
+    c.start(v);
+    c.begin_object();
+    for (const char* k : keys) {
+      c.key(k);
+      const std::string_view key(k);
+      if (key == "a") c.number("1");
+      else if (key == "ccc") c.string("s");
+      else if (key == "zz") c.null();
+      else c.boolean(true);
+    }
+    c.end_object();
+    return c.passed();
+  };
+  EXPECT_TRUE(run({"a", "bb", "zz", "ccc"}));
+  EXPECT_TRUE(run({"ccc", "zz", "bb", "a"}));
+  EXPECT_TRUE(run({"bb", "a", "ccc"}));
+  EXPECT_FALSE(run({"a", "zz", "ccc"})) << "bb is required";
+  EXPECT_FALSE(run({"a", "bb", "b", "ccc"})) << "b is not allowed";
+  EXPECT_FALSE(run({"a", "bb", "ccc", "d"})) << "d is not allowed";
+}
+
 TEST(SchemaStream, ShortcutsTakenAgainstTheAdviceGiveUp) {
   const Validator v = Compile(R"({"properties": {"i": {"type": "integer"}, "p": {"required": ["x"]}}})");
   StreamChecker c;
