@@ -304,10 +304,32 @@ timeline_of() {
 }
 is_primary() { [ "$(on "$1" -d postgres -c "SELECT NOT pg_is_in_recovery()" 2>/dev/null)" = t ]; }
 
+# lost_diagnostics R OLD T_CUT: what explains acknowledged appends missing on the new primary,
+# printed only then: which node acknowledged them and when (each ack line has no time, so the
+# count per port), the monitor's events since the cut (a primary sent to wait_primary runs
+# without a synchronous standby: pg_auto_failover's own choice when it judges the standby
+# unhealthy), OLD's keeper transitions and settings, and OLD's server log on synchronous
+# replication, cancels and shutdowns.
+lost_diagnostics() {
+  local r=$1 old=$2 t_cut=$3 missing_ids
+  missing_ids=$(comm -23 "$AF/acked.$r" "$AF/new.$r" | cut -d' ' -f2)
+  echo "#   missing, by the port that acknowledged them: $(acks | grep -F -f <(echo "$missing_ids") | awk '{print $2}' | sort | uniq -c | tr '\n' ' ')"
+  echo "#   the monitor's events since the cut ($(date -d "@$t_cut" +%T)):"
+  mon "SELECT to_char(eventtime, 'HH24:MI:SS') || ' ' || nodename || ' ' || reportedstate || '/' || goalstate || ' ' ||
+              left(description, 140) FROM pgautofailover.event
+        WHERE eventtime >= to_timestamp($t_cut) - interval '30 seconds' ORDER BY eventid" 2>&1 | head -40 | sed 's/^/#     /'
+  echo "#   $old's keeper:"
+  grep -hE 'FSM transition|synchronous_standby_names|default_transaction_read_only|partition|ERROR|FATAL' "$AF/$old.log" |
+    tail -25 | sed 's/^/#     /'
+  echo "#   $old's server log:"
+  cat "$AF/$old"/log/*.log "$AF/$old"/*.log 2>/dev/null |
+    grep -E 'synchronous|canceling|terminating|shut|ready to accept|promot|received .* request' | tail -25 | sed 's/^/#     /'
+}
+
 # round R OLD NEW HOW: one failover from OLD to NEW (HOW: perform or crash), checks 4 and 5.
 round() {
   local r=$1 old=$2 new=$3 how=$4 t0=$SECONDS
-  local op=${PORT[$old]} np=${PORT[$new]} f cut_max epoch e_no e_first e_lost e_sys e_tl epochs_before sys_before
+  local op=${PORT[$old]} np=${PORT[$new]} f cut_max t_cut epoch e_no e_first e_lost e_sys e_tl epochs_before sys_before
   echo "# ---- round $r: $how, $old -> $new"
   follower "$r" & WORKER_PIDS+=("$!")
   enough() { [ "$(acks_on "$op")" -ge $((acks_before_round + 60)) ] && [ "$(cp_of "$r")" -gt 0 ] &&
@@ -329,6 +351,7 @@ round() {
   cut_max=$(cat "$AF"/acks.* | awk '$1 == "ack" {print $5}'; cat "$AF"/follow.*.pos | awk '{print $2}')
   cut_max=$(sort -n <<<"$cut_max" | tail -1)
 
+  t_cut=$(date +%s)
   echo "# round $r: failover begins $((SECONDS - t0)) s into the round"
   if [ "$how" = perform ]; then
     afctl perform failover --pgdata "$AF/monitor" --formation default --wait 120 >>"$AF/failover.$r.log" 2>&1 ||
@@ -366,8 +389,10 @@ round() {
   on "$new" -d $DB -c "SELECT position || ' ' || id || ' ' || stream || ' ' || version FROM everest.events" | sort >"$AF/new.$r"
   is "round $r: every acknowledged append ($(lines "$AF/acked.$r")) is on $new, same id, stream and version at the same position" \
     "$(comm -23 "$AF/acked.$r" "$AF/new.$r" | wc -l | tr -d ' ') missing" "0 missing"
-  [ -s "$AF/acked.$r" ] && [ "$(comm -23 "$AF/acked.$r" "$AF/new.$r" | wc -l)" -gt 0 ] &&
+  if [ -s "$AF/acked.$r" ] && [ "$(comm -23 "$AF/acked.$r" "$AF/new.$r" | wc -l)" -gt 0 ]; then
     comm -23 "$AF/acked.$r" "$AF/new.$r" | head -5 | sed 's/^/#   missing: /'
+    lost_diagnostics "$r" "$old" "$t_cut"
+  fi
 
   epoch=$(last_epoch "$new")
   read -r e_no e_first e_lost e_sys e_tl <<<"$epoch"
