@@ -22,8 +22,8 @@ for v in $wanted; do
   fi
 done
 if [ ${#majors[@]} -eq 0 ]; then
-  echo "build-deb: nothing to build: debian/pgversions lists $(tr '\n' ' ' <debian/pgversions)," \
-       "this system supports $(/usr/share/postgresql-common/supported-versions | tr '\n' ' ')" \
+  echo "build-deb: nothing to build: debian/pgversions lists $(xargs <debian/pgversions)," \
+       "this system supports $(/usr/share/postgresql-common/supported-versions | xargs)" \
        "and the server headers of none of them are installed (postgresql-server-dev-<major>)" >&2
   exit 1
 fi
