@@ -252,6 +252,7 @@ NEW_DEB=$(ls "$WORK"/new/"$PKG"_"$NEW_DEB_VER"_*.deb 2>/dev/null)
 is "the package of the current tree ($NEW_DEB_VER) builds" "$([ -f "$NEW_DEB" ] && echo yes)" "yes"
 is "only $PKG was built, twice" "$(cd "$WORK" && ls old/*.deb new/*.deb 2>/dev/null | xargs -rn1 basename | sed 's/_.*//' | tr '\n' ' ')" "$PKG $PKG "
 for deb in "$OLD_DEB" "$NEW_DEB"; do
+  [ -f "$deb" ] && echo "# $(basename "$deb"): Depends: $(dpkg-deb -f "$deb" Depends)"
   [ -f "$deb" ] && is "$(basename "$deb") is $PKG and depends on postgresql-$PG_MAJOR alone of the servers" \
     "$(deb_fields "$deb")" "$PKG depends on postgresql-$PG_MAJOR "
 done
