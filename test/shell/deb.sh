@@ -167,12 +167,13 @@ changelog_entry() {  # changelog_entry VERSION TEXT
 }
 # Only this major is built: pg_buildext builds the majors in debian/pgversions that the system
 # supports, which PG_SUPPORTED_VERSIONS narrows to this one (as tools/build-deb.sh narrows them to
-# the installed ones), and debian/control is regenerated to list its package alone.
+# the installed ones), and debian/control is regenerated to list its package alone (removed
+# first, so that a failed regeneration leaves none rather than the committed one).
 build_deb() {  # build_deb SRC LOG: dpkg-buildpackage in SRC; the .deb lands in SRC/..
-  (cd "$1" && export PG_SUPPORTED_VERSIONS=$PG_MAJOR && pg_buildext updatecontrol &&
+  (cd "$1" && export PG_SUPPORTED_VERSIONS=$PG_MAJOR && rm -f debian/control && pg_buildext updatecontrol &&
      DEB_BUILD_OPTIONS="noautodbgsym nocheck" dpkg-buildpackage -us -uc -b -j2) >"$2" 2>&1
 }
-control_packages() { sed -nE 's/^Package: *//p' "$1/debian/control" | tr '\n' ' '; }
+control_packages() { sed -nE 's/^Package: *//p' "$1/debian/control" 2>&1 | tr '\n' ' '; }
 # The .deb's own name and the PostgreSQL server packages it depends on.
 deb_fields() {  # deb_fields DEB: "<Package> depends on <postgresql-... names>"
   echo "$(dpkg-deb -f "$1" Package 2>&1) depends on $(dpkg-deb -f "$1" Depends 2>&1 | tr ',|' '\n\n' |
