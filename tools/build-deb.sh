@@ -34,7 +34,15 @@ scratch=$(mktemp -d /tmp/everest-deb-build.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 mkdir "$scratch/src"
 # The files git knows, committed or not; objects and libraries of a developer build stay out.
-git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$scratch/src"
+# A tree without git history (an export, test/pg17.sh's copy) gets the same list from an empty
+# repository whose work tree it is: every file its .gitignore files do not exclude.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$scratch/src"
+else
+  git init -q "$scratch/files-git"
+  git --git-dir="$scratch/files-git/.git" --work-tree=. ls-files -o --exclude-standard -z |
+    xargs -0 cp --parents -t "$scratch/src"
+fi
 (cd "$scratch/src" && pg_buildext updatecontrol && dpkg-buildpackage -us -uc -b -j"$(nproc)")
 mkdir -p "$top/build"
 cp "$scratch"/*.deb "$top/build/"
