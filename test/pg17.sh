@@ -77,7 +77,6 @@ fi
 # --------------------------------------------------------------------------------------------
 # Mounts, and their undoing
 # --------------------------------------------------------------------------------------------
-MOUNTED=()
 # The processes whose root directory is the root or a chroot inside it (deb.sh's), and every
 # mount under the root, deepest first (this script's, and those deb.sh made in its chroot).
 root_pids() {
@@ -90,7 +89,7 @@ root_pids() {
 root_mounts() { awk -v r="$ROOTFS" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r; }
 cleanup() {
   trap '' INT TERM HUP   # a second interrupt must not cut the clean-up short
-  local pids=() mounts=() m i round
+  local pids=() mounts=() m p i round alive
   # processes still running from the root (a cluster a failed suite left, pgbouncer, a
   # pg_autoctl, deb.sh and the server in its chroot): TERM, up to 10 s, then KILL, twice over
   for round in 1 2; do
@@ -98,7 +97,9 @@ cleanup() {
     [ ${#pids[@]} -gt 0 ] || break
     kill "${pids[@]}" 2>/dev/null
     for i in 1 2 3 4 5 6 7 8 9 10; do
-      kill -0 "${pids[@]}" 2>/dev/null || break
+      alive=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ $alive -eq 1 ] || break
       sleep 1
     done
     kill -9 "${pids[@]}" 2>/dev/null
@@ -129,7 +130,6 @@ mount_in() {   # mount_in TARGET mount-arguments...
   mkdir -p "$target"
   if mountpoint -q "$target"; then echo "pg17: $target is already mounted (another run?)" >&2; exit 1; fi
   mount "$@" "$target" || exit 1
-  MOUNTED+=("$target")
 }
 mount_in /proc -t proc proc
 mount_in /sys -t sysfs -o ro sysfs
