@@ -8,7 +8,7 @@
 #   make test          set up everything, start a throwaway cluster, run every suite
 #   make test-pg17     the same suite on PostgreSQL 17, in a Debian 13 chroot (root; slow)
 #   make bench         the same set-up, then everest against plain SQL (BENCH_ARGS=--quick)
-#   make deb           the Debian package postgresql-15-everest, into build/ (docs/packaging.md)
+#   make deb           the Debian package postgresql-15-everest (Debian 12; -17 on Debian 13), into build/ (docs/packaging.md)
 
 EXTENSION = everest
 MODULE_big = everest

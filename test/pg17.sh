@@ -10,15 +10,24 @@
 # test/run.sh installed there. Each run copies the files git knows of (tracked, and untracked
 # ones that are not ignored: no build products) into the root, mounts /proc, /sys, a small /dev
 # with its own /dev/pts, and /dev/shm, and runs `PG_MAJOR=17 ./test/run.sh test` inside as root, its clusters from port
-# 58432 on so that they never meet the host's. Whatever happens, every process left in the root
-# is stopped and every mount is undone on the way out. The last line is run.sh's
-# "N passed, N failed", and the exit status is run.sh's.
+# 58432 on so that they never meet the host's.
+#
+# The copy has no git history, which test/shell/deb.sh needs for the previous release's source:
+# the host writes it as a tarball (git archive of test/shell/deb.bash's commit for 17) into the
+# root and names it in EVEREST_DEB_OLD_SRC_TAR, with EVEREST_DEB_COMMIT the host's HEAD. deb.sh
+# makes its own Debian 13 chroot inside the root (cached in the root's
+# /var/cache/everest-deb-chroot). Whatever happens, every process left in the root or in a chroot
+# inside it is stopped and every mount under the root is undone on the way out, a second
+# interrupt included. The last line is run.sh's "N passed, N failed", and the exit status is
+# run.sh's.
 set -uo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then exec sudo "$0" "$@"; fi
 
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
+source "$SRC/test/shell/deb.bash"
+deb_table 17 || { echo "pg17: test/shell/deb.bash has no entry for 17" >&2; exit 1; }
 CACHE=${EVEREST_TRIXIE_CACHE:-/var/cache/everest-trixie}
 ROOTFS=$CACHE/root
 MIRROR=http://deb.debian.org/debian
@@ -68,25 +77,49 @@ fi
 # --------------------------------------------------------------------------------------------
 # Mounts, and their undoing
 # --------------------------------------------------------------------------------------------
-MOUNTED=()
-cleanup() {
-  local p pids=() i
-  # processes still running from the root (a cluster a failed suite left, pgbouncer, a pg_autoctl)
+# The processes whose root directory is the root or a chroot inside it (deb.sh's), and every
+# mount under the root, deepest first (this script's, and those deb.sh made in its chroot).
+root_pids() {
+  local p r
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOTFS" ] && pids+=("${p#/proc/}")
+    r=$(readlink "$p/root" 2>/dev/null) || continue
+    case "$r" in "$ROOTFS" | "$ROOTFS"/*) echo "${p#/proc/}" ;; esac
   done
-  if [ ${#pids[@]} -gt 0 ]; then
+}
+root_mounts() { awk -v r="$ROOTFS" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r; }
+cleanup() {
+  trap '' INT TERM HUP   # a second interrupt must not cut the clean-up short
+  local pids=() mounts=() m p i round alive
+  # processes still running from the root (a cluster a failed suite left, pgbouncer, a
+  # pg_autoctl, deb.sh and the server in its chroot): TERM, up to 10 s, then KILL, twice over
+  for round in 1 2; do
+    mapfile -t pids < <(root_pids)
+    [ ${#pids[@]} -gt 0 ] || break
     kill "${pids[@]}" 2>/dev/null
     for i in 1 2 3 4 5 6 7 8 9 10; do
-      kill -0 "${pids[@]}" 2>/dev/null || break
+      alive=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ $alive -eq 1 ] || break
       sleep 1
     done
     kill -9 "${pids[@]}" 2>/dev/null
-  fi
-  for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
-    umount "${MOUNTED[$i]}" 2>/dev/null || umount -l "${MOUNTED[$i]}" 2>/dev/null ||
-      echo "pg17: could not unmount ${MOUNTED[$i]}" >&2
+    sleep 0.2
   done
+  # every mount under the root, children before parents; a busy one lazily in the last round
+  for round in 1 2 3; do
+    mapfile -t mounts < <(root_mounts)
+    [ ${#mounts[@]} -gt 0 ] || break
+    for m in "${mounts[@]}"; do
+      umount "$m" 2>/dev/null || { [ $round -eq 3 ] && umount -l "$m" 2>/dev/null; }
+    done
+  done
+  mapfile -t mounts < <(root_mounts)
+  if [ ${#mounts[@]} -gt 0 ]; then
+    echo "pg17: could not unmount: ${mounts[*]}" >&2
+  else
+    # work folders deb.sh could not delete itself (killed): nothing is mounted under them now
+    rm -rf "$ROOTFS"/var/tmp/everest-deb.*
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -97,7 +130,6 @@ mount_in() {   # mount_in TARGET mount-arguments...
   mkdir -p "$target"
   if mountpoint -q "$target"; then echo "pg17: $target is already mounted (another run?)" >&2; exit 1; fi
   mount "$@" "$target" || exit 1
-  MOUNTED+=("$target")
 }
 mount_in /proc -t proc proc
 mount_in /sys -t sysfs -o ro sysfs
@@ -127,12 +159,20 @@ mkdir -p "$ROOTFS/work/everest"
 git -C "$SRC" ls-files -z --cached --others --exclude-standard |
   while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
   tar -C "$SRC" --null -T - -cf - | tar -C "$ROOTFS/work/everest" -xf - || exit 1
+# test/shell/deb.sh's previous release, from the host's history (the copy has none). If the
+# commit is missing here (a shallow clone), no tarball is written and deb.sh says so.
+OLD_TAR=/work/everest-deb-old-src.tar
+rm -f "$ROOTFS$OLD_TAR"
+git -C "$SRC" archive -o "$ROOTFS$OLD_TAR" "$DEB_OLD_COMMIT" ||
+  { rm -f "$ROOTFS$OLD_TAR"; echo "pg17: git archive $DEB_OLD_COMMIT failed (a shallow clone needs: git fetch --unshallow)" >&2; }
+HEAD_COMMIT=$(git -C "$SRC" rev-parse --short HEAD)
 
 if [ $# -eq 0 ]; then set -- ./test/run.sh test; fi
 log "PG_MAJOR=17 $* in Debian $(cat "$ROOTFS/etc/debian_version")"
 chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 TERM=dumb PG_MAJOR=17 PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config \
-  CLUSTER_FIRST_PORT="$PORT" "${NODE_CA[@]}" /bin/sh -c 'cd /work/everest && exec "$@"' sh "$@" <&0 &
+  CLUSTER_FIRST_PORT="$PORT" EVEREST_DEB_OLD_SRC_TAR="$OLD_TAR" EVEREST_DEB_COMMIT="$HEAD_COMMIT" \
+  "${NODE_CA[@]}" /bin/sh -c 'cd /work/everest && exec "$@"' sh "$@" <&0 &
 # waited for in the background, so that a TERM to this script (timeout, kill) runs the clean-up
 # at once instead of after the suite
 wait $!

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Debian package, end to end, on a clean system: builds postgresql-15-everest twice (the
-# previous release and the current tree), then, in a Debian 12 chroot where nothing was ever
+# The Debian package, end to end, on a clean system: builds postgresql-$PG_MAJOR-everest twice
+# (the previous release and the current tree), then, in a chroot of the Debian release that
+# ships that PostgreSQL major (12 for 15, 13 for 17: test/shell/deb.bash) where nothing was ever
 # installed with "make install", installs the old package, uses the extension, installs the new
 # package over it, restarts, runs ALTER EXTENSION everest UPDATE, and purges the package. A file
 # missing from the package (an upgrade script, the control file, the library) shows up here and
@@ -8,36 +9,58 @@
 #
 # Runs as root (debootstrap, chroot, mount). The host's PostgreSQL clusters and installed
 # extension files are never touched: the packages are built with DESTDIR installs into the build
-# trees, and the server runs inside the chroot with a Unix socket only (no TCP port).
+# trees, and the server runs inside the chroot with a Unix socket only (no TCP port). The host
+# builds the packages, so it needs the same major's server headers (test/run.sh installs them);
+# under make test-pg17 the "host" is the Debian 13 root of test/pg17.sh and the chroot is made
+# inside it.
 #
-# The chroot's base (debootstrap of bookworm plus postgresql-15) is cached in
+#   PG_MAJOR                 the PostgreSQL major (default 15), as for test/run.sh
+#   EVEREST_DEB_OLD_COMMIT   the previous release's commit (default: test/shell/deb.bash's)
+#   EVEREST_DEB_OLD_SRC_TAR  a "git archive" tarball of that commit, for a tree without git
+#                            history (test/pg17.sh makes it on the host); its commit id, which
+#                            git archive records in it, must be EVEREST_DEB_OLD_COMMIT
+#   EVEREST_DEB_COMMIT       the current tree's commit, for its package version (default: HEAD)
+#
+# The chroot's base (debootstrap of the release plus postgresql-$PG_MAJOR) is cached in
 # $EVEREST_DEB_CACHE (default /var/cache/everest-deb-chroot); each run works on a fresh copy of it
 # that is deleted at the end, so no run sees what an earlier one installed. KEEP=1 keeps the
 # work folder (the build logs, the chroot) for inspection; the mounts are always removed.
 set -u
 source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/deb.bash"
 
-# The previous release: the commit where the last session's submission landed (0.5.0). It has
-# no debian/ directory, so its package is built from "git archive" of that commit plus the
-# current debian/ directory and a changelog entry of its own version.
-OLD_COMMIT=${EVEREST_DEB_OLD_COMMIT:-6a33cb3}
+PG_MAJOR=${PG_MAJOR:-15}
+if ! deb_table "$PG_MAJOR"; then
+  echo "not ok - test/shell/deb.bash knows PostgreSQL $PG_MAJOR (a Debian release and a previous release for it)"; exit 1
+fi
+# The previous release: its package is built from "git archive" of that commit (or the tarball
+# given) with the current debian/ directory in place of its own (6a33cb3 has none) and a
+# changelog entry of its own version.
+OLD_COMMIT=${EVEREST_DEB_OLD_COMMIT:-$DEB_OLD_COMMIT}
+OLD_TAR=${EVEREST_DEB_OLD_SRC_TAR:-}
+RELEASE=$DEB_RELEASE
+PKG=postgresql-$PG_MAJOR-everest
 MIRROR=http://deb.debian.org/debian
 CACHE=${EVEREST_DEB_CACHE:-/var/cache/everest-deb-chroot}
-BASE=$CACHE/bookworm-pg15
-PGBIN=/usr/lib/postgresql/15/bin
+BASE=$CACHE/$RELEASE-pg$PG_MAJOR
+PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PORT=59432
 SOCK=/tmp/everest-deb-sock
 DATA=/var/tmp/everest-deb-data
 
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    exec sudo -n env ROOT="$ROOT" KEEP="${KEEP:-}" bash "$0" "$@"
+    exec sudo -n env ROOT="$ROOT" KEEP="${KEEP:-}" PG_MAJOR="$PG_MAJOR" EVEREST_DEB_CACHE="$CACHE" \
+      EVEREST_DEB_OLD_COMMIT="$OLD_COMMIT" EVEREST_DEB_OLD_SRC_TAR="$OLD_TAR" \
+      EVEREST_DEB_COMMIT="${EVEREST_DEB_COMMIT:-}" bash "$0" "$@"
   fi
   echo "not ok - deb.sh runs as root (debootstrap, chroot, mount)"; exit 1
 fi
 for tool in debootstrap dpkg-buildpackage dh pg_buildext fakeroot git; do
   command -v "$tool" >/dev/null || { echo "not ok - $tool is installed on the host"; exit 1; }
 done
+[ -x "/usr/lib/postgresql/$PG_MAJOR/bin/pg_config" ] ||
+  { echo "not ok - postgresql-server-dev-$PG_MAJOR is installed on the host (the packages are built there)"; exit 1; }
 
 WORK=$(mktemp -d /var/tmp/everest-deb.XXXXXX)
 R=$WORK/root            # this run's chroot
@@ -71,6 +94,7 @@ unmount_all() {
 }
 mounts_under() { awk -v p="$1/" 'index($2, p) == 1 { print $2 }' /proc/mounts; }
 cleanup() {
+  trap '' INT TERM HUP   # a second interrupt must not cut the clean-up short
   if [ -n "${chroot_job:-}" ] && kill -0 "$chroot_job" 2>/dev/null; then kill -TERM "$chroot_job"; wait "$chroot_job"; fi
   [ -d "$R" ] && kill_in "$(readlink -f "$R")"
   unmount_all
@@ -81,7 +105,7 @@ cleanup() {
   if [ -n "${KEEP:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
 
 inchroot() {  # inchroot ROOT COMMAND...: COMMAND in ROOT with a plain environment
   local root=$1; shift
@@ -93,12 +117,13 @@ inchroot() {  # inchroot ROOT COMMAND...: COMMAND in ROOT with a plain environme
 # 1. The chroot: the cached base (made once), copied afresh for this run
 # ---------------------------------------------------------------------------------------------
 make_base() {
-  PARTIAL=$CACHE/bookworm-pg15.partial.$$
+  PARTIAL=$BASE.partial.$$
   mkdir -p "$CACHE"
-  debootstrap --variant=minbase bookworm "$PARTIAL" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || return 1
+  debootstrap --variant=minbase "$RELEASE" "$PARTIAL" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || return 1
   cat >"$PARTIAL/etc/apt/sources.list" <<EOF
-deb $MIRROR bookworm main
-deb http://deb.debian.org/debian-security bookworm-security main
+deb $MIRROR $RELEASE main
+deb $MIRROR $RELEASE-updates main
+deb http://deb.debian.org/debian-security $RELEASE-security main
 EOF
   # No service may start inside the chroot while packages install, and postgresql-common must
   # not create its default cluster: the suite makes the only cluster, as it wants it.
@@ -109,7 +134,7 @@ EOF
   cp /etc/resolv.conf "$PARTIAL/etc/resolv.conf"
   mount_in "$PARTIAL" || return 1
   { inchroot "$PARTIAL" apt-get update -qq &&
-    inchroot "$PARTIAL" apt-get install -y -qq -o Dpkg::Options::=--force-confold postgresql-15 &&
+    inchroot "$PARTIAL" apt-get install -y -qq -o Dpkg::Options::=--force-confold "postgresql-$PG_MAJOR" &&
     inchroot "$PARTIAL" apt-get clean; } >"$WORK/base-apt.log" 2>&1
   local rc=$?
   unmount_all
@@ -123,6 +148,10 @@ base_ready() { [ -x "$BASE$PGBIN/postgres" ]; }
   trap 'unmount_all; if [ -n "${PARTIAL:-}" ] && [ -d "$PARTIAL" ]; then kill_in "$(readlink -f "$PARTIAL")"; unmount_all
         [ -z "$(mounts_under "$PARTIAL")" ] && rm -rf "$PARTIAL"; fi' EXIT
   trap 'exit 1' INT TERM
+  # One run at a time makes the base or copies it (a second run would replace it mid-copy).
+  mkdir -p "$CACHE"
+  exec 8>"$BASE.lock"
+  flock 8
   if ! base_ready; then make_base || { tail -20 "$WORK"/debootstrap.log "$WORK"/base-apt.log 2>/dev/null; exit 1; }; fi
   cp -a "$BASE" "$R"
 ) >"$WORK/chroot.log" 2>&1 &
@@ -136,21 +165,47 @@ changelog_entry() {  # changelog_entry VERSION TEXT
   printf 'everest (%s) unstable; urgency=medium\n\n  * %s\n\n -- everest developers <everest@localhost>  %s\n\n' \
     "$1" "$2" "$(date -R)"
 }
+# Only this major is built: pg_buildext builds the majors in debian/pgversions that the system
+# supports, which PG_SUPPORTED_VERSIONS narrows to this one (as tools/build-deb.sh narrows them to
+# the installed ones), and debian/control is regenerated to list its package alone (removed
+# first, so that a failed regeneration leaves none rather than the committed one).
 build_deb() {  # build_deb SRC LOG: dpkg-buildpackage in SRC; the .deb lands in SRC/..
-  (cd "$1" && DEB_BUILD_OPTIONS="noautodbgsym nocheck" dpkg-buildpackage -us -uc -b -j2) >"$2" 2>&1
+  (cd "$1" && export PG_SUPPORTED_VERSIONS=$PG_MAJOR && rm -f debian/control && pg_buildext updatecontrol &&
+     DEB_BUILD_OPTIONS="noautodbgsym nocheck" dpkg-buildpackage -us -uc -b -j2) >"$2" 2>&1
+}
+control_packages() { sed -nE 's/^Package: *//p' "$1/debian/control" 2>&1 | tr '\n' ' '; }
+# The .deb's own name and the PostgreSQL server packages it depends on.
+deb_fields() {  # deb_fields DEB: "<Package> depends on <postgresql-... names>"
+  echo "$(dpkg-deb -f "$1" Package 2>&1) depends on $(dpkg-deb -f "$1" Depends 2>&1 | tr ',|' '\n\n' |
+    sed -E 's/^ *//; s/[ (].*//' | grep -E '^postgresql' | sort -u | tr '\n' ' ')"
 }
 
 # The old release: its tree, the current debian/ directory, a changelog of its own version.
 OLD_SRC=$WORK/old/src
 mkdir -p "$OLD_SRC"
-# A shallow clone may lack it: deepen from its origin once, else say so (a failure, not a skip).
-if ! git -C "$ROOT" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null; then
-  git -C "$ROOT" fetch -q --unshallow 2>/dev/null || git -C "$ROOT" fetch -q origin 2>/dev/null
+if [ -z "$OLD_TAR" ]; then
+  # A shallow clone may lack it: deepen from its origin once, else say so (a failure, not a skip).
+  if ! git -C "$ROOT" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null; then
+    git -C "$ROOT" fetch -q --unshallow 2>/dev/null || git -C "$ROOT" fetch -q origin 2>/dev/null
+  fi
+  git -C "$ROOT" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null ||
+    echo "not ok - the previous release's commit $OLD_COMMIT is in this clone (a shallow clone needs: git fetch --unshallow; without git history, set EVEREST_DEB_OLD_SRC_TAR)"
+  OLD_TAR=$WORK/old/src.tar
+  git -C "$ROOT" archive -o "$OLD_TAR" "$OLD_COMMIT"
 fi
-git -C "$ROOT" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null ||
-  echo "not ok - the previous release's commit $OLD_COMMIT is in this clone (a shallow clone needs: git fetch --unshallow)"
-git -C "$ROOT" archive "$OLD_COMMIT" | tar -x -C "$OLD_SRC"
+# git archive writes the commit's full id into the tarball: it must be the commit named (an
+# abbreviated id is its prefix; a name such as a tag is resolved where git history exists).
+old_tar_commit=$(git get-tar-commit-id <"$OLD_TAR" 2>/dev/null)
+old_full=$(git -C "$ROOT" rev-parse -q --verify "$OLD_COMMIT^{commit}" 2>/dev/null)
+if [ -n "$old_tar_commit" ] && { [ "$old_tar_commit" = "$old_full" ] || [[ "$old_tar_commit" == "$OLD_COMMIT"* ]]; }; then
+  old_tar_is=$OLD_COMMIT
+else
+  old_tar_is=${old_tar_commit:-"no commit id"}
+fi
+is "the old source ($OLD_TAR) is a git archive of $OLD_COMMIT" "$old_tar_is" "$OLD_COMMIT"
+tar -x -C "$OLD_SRC" -f "$OLD_TAR"
 OLD_VER=$(default_version "$OLD_SRC")
+rm -rf "$OLD_SRC/debian"
 cp -a "$ROOT/debian" "$OLD_SRC/"
 changelog_entry "$OLD_VER" "Release $OLD_VER (commit $OLD_COMMIT), packaged by test/shell/deb.sh." \
   >"$OLD_SRC/debian/changelog"
@@ -159,11 +214,22 @@ changelog_entry "$OLD_VER" "Release $OLD_VER (commit $OLD_COMMIT), packaged by t
 # or library of a developer build gets in). Its Debian version is the control file's
 # default_version plus "+git<commit>", made here without editing the committed changelog: it
 # sorts above the old package's even when both carry the same extension version.
+# A tree without git history (the copy test/pg17.sh makes) gets the same list from an empty
+# repository whose work tree is ROOT: every file that .gitignore does not exclude.
 NEW_SRC=$WORK/new/src
 mkdir -p "$NEW_SRC"
-(cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$NEW_SRC")
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$NEW_SRC")
+else
+  git init -q "$WORK/files-git"
+  (cd "$ROOT" && git --git-dir="$WORK/files-git/.git" --work-tree=. ls-files -o --exclude-standard -z |
+     xargs -0 cp --parents -t "$NEW_SRC")
+fi
 NEW_VER=$(default_version "$NEW_SRC")
-NEW_DEB_VER="$NEW_VER+git$(git -C "$ROOT" rev-parse --short HEAD)"
+NEW_COMMIT=${EVEREST_DEB_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)}
+is "the current tree's commit is known (git, or EVEREST_DEB_COMMIT): '$NEW_COMMIT'" \
+   "$(echo "$NEW_COMMIT" | grep -cxE '[0-9a-f]{7,40}')" "1"
+NEW_DEB_VER="$NEW_VER+git$NEW_COMMIT"
 { changelog_entry "$NEW_DEB_VER" "Built from the working tree by test/shell/deb.sh."
   cat "$ROOT/debian/changelog"; } >"$NEW_SRC/debian/changelog"
 
@@ -175,16 +241,25 @@ is "META.json's versions and install script are everest.control's default_versio
 is "debian/changelog's latest entry is everest.control's default_version" \
    "$(sed -nE '1s/^everest \(([^)]+)\).*/\1/p' "$ROOT/debian/changelog")" "$NEW_VER"
 
-echo "# old: $OLD_COMMIT, extension $OLD_VER; new: extension $NEW_VER, package $NEW_DEB_VER"
+echo "# PostgreSQL $PG_MAJOR on $RELEASE; old: $OLD_COMMIT, extension $OLD_VER; new: extension $NEW_VER, package $NEW_DEB_VER"
+is "debian/pgversions lists $PG_MAJOR" "$(grep -cx "$PG_MAJOR" "$ROOT/debian/pgversions")" "1"
 build_deb "$OLD_SRC" "$WORK/old/build.log"
-OLD_DEB=$(ls "$WORK"/old/postgresql-15-everest_"$OLD_VER"_*.deb 2>/dev/null)
+is "the old tree's debian/control, regenerated for $PG_MAJOR, lists $PKG alone" "$(control_packages "$OLD_SRC")" "$PKG "
+OLD_DEB=$(ls "$WORK"/old/"$PKG"_"$OLD_VER"_*.deb 2>/dev/null)
 is "the package of $OLD_COMMIT ($OLD_VER) builds" "$([ -f "$OLD_DEB" ] && echo yes)" "yes"
 build_deb "$NEW_SRC" "$WORK/new/build.log"
-NEW_DEB=$(ls "$WORK"/new/postgresql-15-everest_"$NEW_DEB_VER"_*.deb 2>/dev/null)
+is "the current tree's debian/control, regenerated for $PG_MAJOR, lists $PKG alone" "$(control_packages "$NEW_SRC")" "$PKG "
+NEW_DEB=$(ls "$WORK"/new/"$PKG"_"$NEW_DEB_VER"_*.deb 2>/dev/null)
 is "the package of the current tree ($NEW_DEB_VER) builds" "$([ -f "$NEW_DEB" ] && echo yes)" "yes"
+is "only $PKG was built, twice" "$(cd "$WORK" && ls old/*.deb new/*.deb 2>/dev/null | xargs -rn1 basename | sed 's/_.*//' | tr '\n' ' ')" "$PKG $PKG "
+for deb in "$OLD_DEB" "$NEW_DEB"; do
+  [ -f "$deb" ] && echo "# $(basename "$deb"): Depends: $(dpkg-deb -f "$deb" Depends)"
+  [ -f "$deb" ] && is "$(basename "$deb") is $PKG and depends on postgresql-$PG_MAJOR alone of the servers" \
+    "$(deb_fields "$deb")" "$PKG depends on postgresql-$PG_MAJOR "
+done
 
 wait "$chroot_job"; chroot_rc=$?
-is "a clean bookworm chroot with postgresql-15 is ready" "$chroot_rc" "0"
+is "a clean $RELEASE chroot with postgresql-$PG_MAJOR is ready" "$chroot_rc" "0"
 if [ ! -f "$OLD_DEB" ] || [ ! -f "$NEW_DEB" ] || [ "$chroot_rc" -ne 0 ]; then
   for f in "$WORK/old/build.log" "$WORK/new/build.log" "$WORK/chroot.log"; do
     [ -f "$f" ] && { echo "# $f:"; tail -30 "$f" | sed 's/^/#   /'; }
@@ -199,8 +274,9 @@ cp "$NEW_DEB" "$R/tmp/new.deb"
 # ---------------------------------------------------------------------------------------------
 mount_in "$R" || { echo "not ok - /proc and /dev/shm mount in the chroot"; finish; }
 cp /etc/resolv.conf "$R/etc/resolv.conf"
+is "the chroot is Debian $RELEASE" "$(. "$R/etc/os-release" && echo "${VERSION_CODENAME:-}")" "$RELEASE"
 ext_files() {  # every everest file in the server's library and extension directories
-  inchroot "$R" find /usr/lib/postgresql/15/lib /usr/share/postgresql/15/extension -name 'everest*' | sort
+  inchroot "$R" find /usr/lib/postgresql/$PG_MAJOR/lib /usr/share/postgresql/$PG_MAJOR/extension -name 'everest*' | sort
 }
 is "no everest file in the fresh chroot" "$(ext_files)" ""
 
@@ -210,14 +286,14 @@ pg_ctl_do() { as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA.log" -w -t 60 "$@" >/de
 # What dpkg says the installed package holds, and what it should hold: the library, the control
 # file and every sql/everest--*.sql of the tree it was built from, upgrade scripts included.
 listed() {
-  inchroot "$R" dpkg -L postgresql-15-everest |
-    grep -E '^/usr/(lib/postgresql/15/lib|share/postgresql/15/extension)/everest' | xargs -rn1 basename | sort
+  inchroot "$R" dpkg -L "$PKG" |
+    grep -E "^/usr/(lib/postgresql/$PG_MAJOR/lib|share/postgresql/$PG_MAJOR/extension)/everest" | xargs -rn1 basename | sort
 }
 expected() { { echo everest.so; echo everest.control; (cd "$1/sql" && ls everest--*.sql); } | sort; }
 # Owned by root and writable by nobody else, every file and directory the package installs.
 loose_files() {
-  inchroot "$R" sh -c 'dpkg -L postgresql-15-everest | while read -r f; do
-    [ -e "$f" ] && find "$f" -maxdepth 0 \( ! -user root -o ! -group root -o -perm -o+w \) -print; done' |
+  inchroot "$R" sh -c 'dpkg -L "$1" | while read -r f; do
+    [ -e "$f" ] && find "$f" -maxdepth 0 \( ! -user root -o ! -group root -o -perm -o+w \) -print; done' sh "$PKG" |
     grep -vE '^/(usr|usr/lib|usr/share|usr/share/doc)$'
 }
 apt_install() {  # apt_install DEB: dependencies come from the mirror
@@ -228,7 +304,7 @@ inchroot "$R" apt-get update -qq >"$WORK/apt-update.log" 2>&1
 # a) the old release
 apt_install old.deb
 is "apt-get install ./old.deb (dependencies from the mirror)" "$?" "0"
-is "the old package is installed" "$(inchroot "$R" dpkg-query -W -f '${Version}' postgresql-15-everest 2>&1)" "$OLD_VER"
+is "the old package is installed" "$(inchroot "$R" dpkg-query -W -f '${Version}' "$PKG" 2>&1)" "$OLD_VER"
 is "dpkg -L of the old package lists everest.so, everest.control and every sql/everest--*.sql of $OLD_COMMIT" \
    "$(listed | tr '\n' ' ')" "$(expected "$OLD_SRC" | tr '\n' ' ')"
 
@@ -256,7 +332,7 @@ is "three events appended and read back from \$all" \
 # b) the new package over the old one; the preloaded library changes only at a restart
 apt_install new.deb
 is "apt-get install ./new.deb over the old package" "$?" "0"
-is "the new package is installed" "$(inchroot "$R" dpkg-query -W -f '${Version}' postgresql-15-everest 2>&1)" "$NEW_DEB_VER"
+is "the new package is installed" "$(inchroot "$R" dpkg-query -W -f '${Version}' "$PKG" 2>&1)" "$NEW_DEB_VER"
 is "dpkg -L of the new package lists everest.so, everest.control and every sql/everest--*.sql of the tree" \
    "$(listed | tr '\n' ' ')" "$(expected "$NEW_SRC" | tr '\n' ' ')"
 is "the package's files are root's and writable by no one else" "$(loose_files)" ""
@@ -274,13 +350,13 @@ is "acct-1 reads back both its events" \
 is "DROP EXTENSION everest" "$(pg_q -c 'DROP EXTENSION everest' && echo done)" "done"
 pg_ctl_do stop -m fast
 is "the server stops" "$?" "0"
-inchroot "$R" apt-get purge -y -qq postgresql-15-everest >"$WORK/apt-purge.log" 2>&1
-is "apt-get purge postgresql-15-everest" "$?" "0"
+inchroot "$R" apt-get purge -y -qq "$PKG" >"$WORK/apt-purge.log" 2>&1
+is "apt-get purge $PKG" "$?" "0"
 # purged: dpkg no longer knows the package at all (dpkg-query fails), or knows it as not-installed
-is "the package is gone" "$(inchroot "$R" dpkg-query -W -f '${db:Status-Status}' postgresql-15-everest 2>/dev/null ||
+is "the package is gone" "$(inchroot "$R" dpkg-query -W -f '${db:Status-Status}' "$PKG" 2>/dev/null ||
   echo not-installed)" "not-installed"
 is "no everest file left in lib/ or extension/" "$(ext_files)" ""
-is "the package's doc directory is gone" "$([ -e "$R/usr/share/doc/postgresql-15-everest" ] && echo present)" ""
+is "the package's doc directory is gone" "$([ -e "$R/usr/share/doc/$PKG" ] && echo present)" ""
 
 # The teardown, checked: no mount of this run is left on the host.
 cleanup_root=$(readlink -f "$R")
