@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -71,11 +72,12 @@ Number Number::parse(std::string_view t) {
     bool exp_negative = false;
     if (i < n && (t[i] == '+' || t[i] == '-')) exp_negative = t[i++] == '-';
     if (i >= n || !is_digit(t[i])) bad_number(t);
+    // Saturates far above the cap (no overflow); the cap applies to the final exponent below, so
+    // that to_string() and parse() give back the same number at the cap too.
     while (i < n && is_digit(t[i])) {
-      if (exponent < kExponentCap) exponent = exponent * 10 + (t[i] - '0');
+      if (exponent < 10 * kExponentCap) exponent = exponent * 10 + (t[i] - '0');
       i++;
     }
-    if (exponent > kExponentCap) exponent = kExponentCap;
     if (exp_negative) exponent = -exponent;
   }
   if (i != n) bad_number(t);
@@ -86,7 +88,8 @@ Number Number::parse(std::string_view t) {
   const std::size_t trailing = digits.size() - 1 - last;
   r.negative_ = negative;
   r.digits_ = digits.substr(lead, last + 1 - lead);
-  r.exponent_ = exponent - fraction + static_cast<std::int64_t>(trailing);
+  r.exponent_ = std::clamp<std::int64_t>(exponent - fraction + static_cast<std::int64_t>(trailing), -kExponentCap,
+                                         kExponentCap);
   return r;
 }
 
